@@ -1,0 +1,6 @@
+//! Database tests of manifold-db against the test run's throwaway cluster.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod migrations;
+mod request;

@@ -1,0 +1,79 @@
+//! `keys.json` in the data dir: the JWT secret, API keys and database passwords generated on
+//! first run (file mode 0600). Later runs reuse them; configured values win.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use manifold_auth::ProjectKeys;
+use manifold_auth::keys::random_token;
+use manifold_config::Config;
+use serde::{Deserialize, Serialize};
+
+/// The file name inside the data dir.
+const FILE_NAME: &str = "keys.json";
+
+/// Everything secret that Manifold generates for itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataDirSecrets {
+    /// JWT secret and API keys.
+    #[serde(flatten)]
+    pub keys: ProjectKeys,
+    /// Password of the embedded cluster's `postgres` superuser.
+    pub postgres_password: String,
+    /// Password of the `authenticator` login role used by the API pool.
+    pub authenticator_password: String,
+}
+
+/// Path of the secrets file.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE_NAME)
+}
+
+/// Loads the stored secrets, or generates and stores them. Returns whether they were created.
+pub fn load_or_create(config: &Config) -> anyhow::Result<(DataDirSecrets, bool)> {
+    let file = path(&config.data_dir);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let mut stored: DataDirSecrets = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a valid keys file", file.display()))?;
+            stored.keys = stored.keys.with_overrides(&config.auth)?;
+            Ok((stored, false))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let secrets = DataDirSecrets {
+                keys: ProjectKeys::generate(&config.auth)?,
+                postgres_password: random_token(24),
+                authenticator_password: random_token(24),
+            };
+            write_private(&file, &serde_json::to_vec_pretty(&secrets)?)?;
+            Ok((secrets, true))
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", file.display())),
+    }
+}
+
+/// Reads the stored secrets without creating them (for `manifold keys`).
+pub fn load(data_dir: &Path) -> anyhow::Result<DataDirSecrets> {
+    let file = path(data_dir);
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("no keys in {}; run `manifold start` first", file.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Writes `contents` to `file` with mode 0600, atomically (temp file, fsync, rename).
+fn write_private(file: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let temp = file.with_extension("json.tmp");
+    let mut handle = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&temp)
+        .with_context(|| format!("creating {}", temp.display()))?;
+    handle.write_all(contents)?;
+    handle.sync_all()?;
+    std::fs::rename(&temp, file).with_context(|| format!("writing {}", file.display()))?;
+    Ok(())
+}
