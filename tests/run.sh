@@ -45,6 +45,7 @@ db_port="$(free_port)"
 
 MANIFOLD_API__LISTEN="127.0.0.1:$api_port" \
 MANIFOLD_DATABASE__PORT="$db_port" \
+MANIFOLD_REST__SCHEMAS='["public", "fixtures"]' \
 MANIFOLD_LOG="${MANIFOLD_LOG:-info}" \
   "$manifold" start --data-dir "$work/data" >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -70,8 +71,13 @@ for fixture in fixtures/*.sql; do
   [ -e "$fixture" ] || continue
   psql "$DB_URL" -q -v ON_ERROR_STOP=1 -f "$fixture" >/dev/null
 done
-# The fixtures changed the schema: ask for a schema-cache reload, as Supabase's tooling does.
-psql "$DB_URL" -q -c "notify pgrst, 'reload schema'" >/dev/null
+# The fixtures' DDL fired the reload event trigger; wait until the cache shows them.
+for _ in $(seq 1 100); do
+  status="$(curl -s -o /dev/null -w '%{http_code}' -H "apikey: $ANON_KEY" -H 'accept-profile: fixtures' \
+    "$API_URL/rest/v1/teams?select=id&limit=1")"
+  [ "$status" = "200" ] && break
+  sleep 0.1
+done
 
 set +e
 "$node_bin" --test --test-reporter=spec --test-reporter-destination=stdout \

@@ -1,4 +1,6 @@
 // Connection facts exported by run.sh, and small helpers shared by the suites.
+import { createHmac } from 'node:crypto';
+
 import { createClient } from '@supabase/supabase-js';
 
 function required(name) {
@@ -20,4 +22,19 @@ export function client(key = ANON_KEY, options = {}) {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     ...options,
   });
+}
+
+/** An HS256 JWT signed with the project secret, as GoTrue would issue for a user. */
+export function signJwt(claims) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({ iat: now, exp: now + 3600, ...claims })}`;
+  const signature = createHmac('sha256', JWT_SECRET).update(body).digest('base64url');
+  return `${body}.${signature}`;
+}
+
+/** A client acting as the user `sub` (role authenticated). */
+export function userClient(sub, extraClaims = {}) {
+  const token = signJwt({ sub, role: 'authenticated', aud: 'authenticated', ...extraClaims });
+  return client(ANON_KEY, { global: { headers: { Authorization: `Bearer ${token}` } } });
 }

@@ -8,8 +8,9 @@ pub mod migrate;
 mod param;
 mod pool;
 mod request;
+pub mod schema_cache;
 
 pub use error::{DbError, status_for_sqlstate};
 pub use pool::{connect, create_pool};
-pub use request::{Access, Db, RequestContext, RequestTx};
+pub use request::{Access, Db, RequestContext, RequestInfo, RequestTx};
 pub use tokio_postgres::Row;

@@ -17,19 +17,10 @@ use crate::param::{as_refs, params};
 /// but a hostile client must not be able to grow the cache without bound.
 const STATEMENT_CACHE_LIMIT: usize = 512;
 
-/// Transaction-local settings, in the order PostgREST applies them. The legacy per-claim GUCs are
-/// set as well so hand-written SQL that reads `request.jwt.claim.sub` keeps working.
-const SETTINGS_SQL: &str = "select \
-    set_config('search_path', $1::text, true), \
-    set_config('role', $2::text, true), \
-    set_config('request.jwt.claims', $3::text, true), \
-    set_config('request.jwt.claim.sub', coalesce($3::text::jsonb ->> 'sub', ''), true), \
-    set_config('request.jwt.claim.role', $2::text, true), \
-    set_config('request.jwt.claim.email', coalesce($3::text::jsonb ->> 'email', ''), true), \
-    set_config('request.method', $4::text, true), \
-    set_config('request.path', $5::text, true), \
-    set_config('request.headers', $6::text, true), \
-    set_config('request.cookies', $7::text, true)";
+/// Applies a request's transaction-local settings, in order, from one JSON object (`json`, not
+/// `jsonb`, keeps key order). The text is fixed, so it is prepared once per connection.
+const SETTINGS_SQL: &str =
+    "select set_config(s.key, s.value, true) from json_each_text($1::text::json) as s";
 
 const BEGIN_READ_ONLY: &str = "begin isolation level read committed read only";
 const BEGIN_READ_WRITE: &str = "begin isolation level read committed read write";
@@ -46,8 +37,19 @@ pub enum Access {
 /// Who is asking and how: becomes transaction-local settings before the statement runs.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    /// Database role to switch to; the caller has checked it against the role allow-list.
+    /// Database role switched to; the caller has checked it against the role allow-list.
     pub role: String,
+    /// Settings applied in order (`search_path`, `role`, `request.jwt.claims`, …).
+    pub settings: Vec<(String, String)>,
+    /// Read-only or read-write.
+    pub access: Access,
+    /// A call run after the settings and before the statement (PostgREST's `db-pre-request`).
+    pub pre_request: Option<Statement>,
+}
+
+/// The request data PostgREST exposes to SQL.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
     /// JWT claims as JSON text, with `role` set.
     pub claims: String,
     /// HTTP method, e.g. `GET`.
@@ -58,23 +60,59 @@ pub struct RequestContext {
     pub headers: String,
     /// Request cookies as a JSON object.
     pub cookies: String,
-    /// `search_path` value, already quoted.
-    pub search_path: String,
-    /// Read-only or read-write.
-    pub access: Access,
 }
 
 impl RequestContext {
-    fn settings_binds(&self) -> [BindValue; 7] {
-        [
-            BindValue::Text(self.search_path.clone()),
-            BindValue::Text(self.role.clone()),
-            BindValue::Text(self.claims.clone()),
-            BindValue::Text(self.method.clone()),
-            BindValue::Text(self.path.clone()),
-            BindValue::Text(self.headers.clone()),
-            BindValue::Text(self.cookies.clone()),
-        ]
+    /// The standard settings: `search_path`, `role`, the claims (and the legacy per-claim
+    /// settings hand-written SQL still reads), method, path, headers and cookies.
+    pub fn new(role: &str, search_path: String, info: RequestInfo, access: Access) -> Self {
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&info.claims).unwrap_or_default();
+        let claim = |name: &str| {
+            claims
+                .get(name)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let settings = vec![
+            ("search_path".to_owned(), search_path),
+            ("role".to_owned(), role.to_owned()),
+            ("request.jwt.claims".to_owned(), info.claims.clone()),
+            ("request.jwt.claim.sub".to_owned(), claim("sub")),
+            ("request.jwt.claim.role".to_owned(), role.to_owned()),
+            ("request.jwt.claim.email".to_owned(), claim("email")),
+            ("request.method".to_owned(), info.method),
+            ("request.path".to_owned(), info.path),
+            ("request.headers".to_owned(), info.headers),
+            ("request.cookies".to_owned(), info.cookies),
+        ];
+        Self {
+            role: role.to_owned(),
+            settings,
+            access,
+            pre_request: None,
+        }
+    }
+
+    /// Adds a setting applied after the standard ones (role defaults, `timezone`, …).
+    pub fn with_setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.push((name.into(), value.into()));
+        self
+    }
+
+    fn settings_bind(&self) -> [BindValue; 1] {
+        let mut object = String::from("{");
+        for (index, (name, value)) in self.settings.iter().enumerate() {
+            if index > 0 {
+                object.push(',');
+            }
+            object.push_str(&serde_json::Value::String(name.clone()).to_string());
+            object.push(':');
+            object.push_str(&serde_json::Value::String(value.clone()).to_string());
+        }
+        object.push('}');
+        [BindValue::Text(object)]
     }
 
     fn begin_sql(&self) -> &'static str {
@@ -166,7 +204,7 @@ async fn pipeline(
     let begin = client.prepare_cached(ctx.begin_sql()).await?;
     let settings = client.prepare_cached(SETTINGS_SQL).await?;
     let commit = client.prepare_cached("commit").await?;
-    let settings_binds = ctx.settings_binds();
+    let settings_binds = ctx.settings_bind();
     let settings_params = params(&settings_binds);
     let settings_refs = as_refs(&settings_params);
 
@@ -175,6 +213,10 @@ async fn pipeline(
     // One poll each puts BEGIN and the settings on the wire before anything else.
     let _ = poll!(begun.as_mut());
     let _ = poll!(set.as_mut());
+    let pre_request = match &ctx.pre_request {
+        Some(call) => Some(run_pre_request(client, call).await),
+        None => None,
+    };
     let prepared = client.prepare_cached(statement.text()).await;
     let main = match prepared {
         Ok(main) => main,
@@ -185,6 +227,7 @@ async fn pipeline(
             client.execute(&commit, &[]).await?;
             begun.as_mut().take_output().expect("awaited above")?;
             set.as_mut().take_output().expect("awaited above")?;
+            pre_request.transpose()?;
             return Err(error.into());
         }
     };
@@ -200,15 +243,24 @@ async fn pipeline(
     // Report the first failure: after it, later statements only say the transaction aborted.
     begun.as_mut().take_output().expect("awaited above")?;
     set.as_mut().take_output().expect("awaited above")?;
+    pre_request.transpose()?;
     let rows = rows?;
     committed?;
     Ok(rows)
 }
 
+/// Runs the pre-request call inside the transaction (after the settings).
+async fn run_pre_request(client: &Object, call: &Statement) -> Result<(), DbError> {
+    let prepared = client.prepare_cached(call.text()).await?;
+    let call_params = params(call.binds());
+    client.query(&prepared, &as_refs(&call_params)).await?;
+    Ok(())
+}
+
 async fn open_transaction(client: &Object, ctx: &RequestContext) -> Result<(), DbError> {
     let begin = client.prepare_cached(ctx.begin_sql()).await?;
     let settings = client.prepare_cached(SETTINGS_SQL).await?;
-    let settings_binds = ctx.settings_binds();
+    let settings_binds = ctx.settings_bind();
     let settings_params = params(&settings_binds);
     let (begun, set) = futures_util::future::join(
         client.execute(&begin, &[]),

@@ -4,3 +4,4 @@
 
 mod migrations;
 mod request;
+mod schema_cache;

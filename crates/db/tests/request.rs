@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use manifold_db::{Access, Db, RequestContext, create_pool};
+use manifold_db::{Access, Db, RequestContext, RequestInfo, create_pool};
 use manifold_sql::Statement;
 use manifold_testkit::TestDb;
 use serde_json::json;
@@ -8,20 +8,22 @@ use serde_json::json;
 const USER_A: &str = "6f1c1e54-3b7e-4c2a-9a59-0d2f5c3b1a01";
 
 fn context(role: &str, claims: serde_json::Value, access: Access) -> RequestContext {
-    RequestContext {
-        role: role.into(),
-        claims: claims.to_string(),
-        method: if access == Access::ReadOnly {
-            "GET".into()
-        } else {
-            "POST".into()
+    RequestContext::new(
+        role,
+        "\"public\", \"extensions\"".into(),
+        RequestInfo {
+            claims: claims.to_string(),
+            method: if access == Access::ReadOnly {
+                "GET".into()
+            } else {
+                "POST".into()
+            },
+            path: "/things".into(),
+            headers: json!({"x-test": "1"}).to_string(),
+            cookies: "{}".into(),
         },
-        path: "/things".into(),
-        headers: json!({"x-test": "1"}).to_string(),
-        cookies: "{}".into(),
-        search_path: "\"public\", \"extensions\"".into(),
         access,
-    }
+    )
 }
 
 /// A database with a `notes` table, and a pool of one connection to it.
@@ -247,4 +249,37 @@ async fn multi_statement_transactions_roll_back_when_dropped() {
         .await
         .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 1);
+}
+
+#[tokio::test]
+async fn extra_settings_and_the_pre_request_call_run_before_the_statement() {
+    let db = TestDb::create().await;
+    db.execute(
+        "create function public.check_request() returns void language plpgsql as $$
+         begin
+           if current_setting('request.headers', true)::json ->> 'x-test' = 'deny' then
+             raise exception 'denied by pre-request' using errcode = 'PT403';
+           end if;
+           perform set_config('app.seen_by_pre_request', 'yes', true);
+         end $$;",
+    )
+    .await;
+    let pool = single_connection(&db).await;
+    let mut ctx = context("anon", json!({"role": "anon"}), Access::ReadOnly)
+        .with_setting("statement_timeout", "1234ms");
+    ctx.pre_request = Some(Statement::from_static("select public.check_request()"));
+    let statement = Statement::from_static(
+        "select current_setting('statement_timeout'), current_setting('app.seen_by_pre_request', true)",
+    );
+    let rows = pool.run(&ctx, &statement).await.unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "1234ms");
+    assert_eq!(rows[0].get::<_, Option<String>>(1).as_deref(), Some("yes"));
+
+    let mut denied = ctx.clone();
+    denied
+        .settings
+        .retain(|(name, _)| name != "request.headers");
+    denied = denied.with_setting("request.headers", json!({"x-test": "deny"}).to_string());
+    let error = pool.run(&denied, &statement).await.unwrap_err();
+    assert_eq!(error.sqlstate(), Some("PT403"));
 }

@@ -50,9 +50,7 @@ const EXPOSED_HEADERS: &[&str] = &[
 /// The whole HTTP API. Tests build the same router.
 pub fn app(state: AppState) -> Router {
     let gateway = from_fn_with_state(state.gatekeeper.clone(), require_api_key);
-    let rest = Router::new()
-        .fallback(not_implemented)
-        .layer(gateway.clone());
+    let rest = manifold_rest::router(state.rest()).layer(gateway.clone());
     let auth = Router::new().fallback(not_implemented).layer(gateway);
     // Storage checks tokens itself (public buckets need none), as Supabase's gateway leaves it.
     let storage = Router::new().fallback(not_implemented);
@@ -62,12 +60,12 @@ pub fn app(state: AppState) -> Router {
 
     Router::new()
         .route("/health", get(health))
-        .nest("/rest/v1", rest)
         .nest("/auth/v1", auth)
         .nest("/storage/v1", storage)
         .nest("/realtime/v1", realtime)
-        .fallback(not_found)
         .with_state(state)
+        .merge(rest)
+        .fallback(not_found)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))

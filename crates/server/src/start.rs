@@ -11,6 +11,7 @@ use manifold_auth::{Gatekeeper, ProjectKeys};
 use manifold_config::Config;
 use manifold_db::bootstrap::{describe_target, prepare_database};
 use manifold_db::embedded::{self, Cluster, ClusterOptions, PgBinaries, RunningCluster, SUPERUSER};
+use manifold_db::schema_cache::SchemaCacheStore;
 use manifold_db::{Db, create_pool};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -105,7 +106,11 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         config.database.pool_size,
         Duration::from_millis(config.database.pool_timeout_ms),
     )?;
-    let state = build_state(config, Db::new(pool), secrets.keys.clone());
+    let db = Db::new(pool);
+    let cache = SchemaCacheStore::load(&admin_url, config.rest.schemas.clone(), db.clone())
+        .await
+        .context("loading the schema cache")?;
+    let state = build_state(config, db, cache, secrets.keys.clone());
     Ok(Prepared {
         state,
         cluster,
@@ -116,12 +121,18 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
 }
 
 /// Router state for a migrated database.
-pub fn build_state(config: Config, db: Db, keys: ProjectKeys) -> AppState {
+pub fn build_state(
+    config: Config,
+    db: Db,
+    cache: Arc<SchemaCacheStore>,
+    keys: ProjectKeys,
+) -> AppState {
     let gatekeeper = Gatekeeper::new(keys, &config);
     AppState {
         config: Arc::new(config),
         db,
         gatekeeper: Arc::new(gatekeeper),
+        cache,
     }
 }
 
@@ -159,6 +170,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.config.api.shutdown_grace_secs);
+    let listener_task = tokio::spawn(state.cache.clone().listen(shutdown.clone()));
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let server =
         axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -166,13 +178,16 @@ pub async fn serve(
         shutdown.cancelled().await;
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
+    let served = tokio::select! {
         result = server => result.context("http server failed"),
         () = deadline => {
             tracing::warn!(grace_secs = grace.as_secs(), "requests still open after the grace period; closing them");
             Ok(())
         }
-    }
+    };
+    shutdown.cancel();
+    let _ = listener_task.await;
+    served
 }
 
 async fn forward_signals(shutdown: CancellationToken) {

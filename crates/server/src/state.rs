@@ -6,6 +6,8 @@ use axum::extract::FromRef;
 use manifold_auth::Gatekeeper;
 use manifold_config::Config;
 use manifold_db::Db;
+use manifold_db::schema_cache::SchemaCacheStore;
+use manifold_rest::RestState;
 
 /// Everything request handlers share.
 #[derive(Clone, Debug)]
@@ -16,6 +18,8 @@ pub struct AppState {
     pub db: Db,
     /// Keys, token verification and role rules.
     pub gatekeeper: Arc<Gatekeeper>,
+    /// The schema cache.
+    pub cache: Arc<SchemaCacheStore>,
 }
 
 impl FromRef<AppState> for Arc<Gatekeeper> {
@@ -27,5 +31,18 @@ impl FromRef<AppState> for Arc<Gatekeeper> {
 impl FromRef<AppState> for Db {
     fn from_ref(state: &AppState) -> Self {
         state.db.clone()
+    }
+}
+
+impl AppState {
+    /// The `/rest/v1` part of the state.
+    pub fn rest(&self) -> RestState {
+        RestState {
+            db: self.db.clone(),
+            cache: self.cache.clone(),
+            gatekeeper: self.gatekeeper.clone(),
+            config: Arc::new(self.config.rest.clone()),
+            max_body_bytes: self.config.api.max_body_bytes,
+        }
     }
 }

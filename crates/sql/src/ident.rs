@@ -10,13 +10,6 @@ pub struct Ident(String);
 
 impl Ident {
     /// Builds an identifier from catalog data. Crate-private on purpose.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the schema cache loader, its only caller, lands with the REST read path"
-        )
-    )]
     pub(crate) fn from_catalog(name: impl Into<String>) -> Self {
         Self(name.into())
     }

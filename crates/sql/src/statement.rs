@@ -1,5 +1,6 @@
 //! SQL text with `$n` placeholders and the values that fill them.
 
+use crate::cache::SqlType;
 use crate::ident::{Ident, push_quoted};
 
 /// One bound value. Each kind renders its own placeholder cast (`$1::text`, `$2::int8`), so the
@@ -94,6 +95,17 @@ impl Statement {
         self.push_ident(schema);
         self.text.push('.');
         self.push_ident(name);
+    }
+
+    /// Appends a generated alias such as `t3`: a fixed prefix and a number, never request text.
+    pub fn push_alias(&mut self, prefix: &'static str, number: usize) {
+        self.text.push_str(prefix);
+        self.text.push_str(&number.to_string());
+    }
+
+    /// Appends a type the schema cache vouches for, e.g. after `::`.
+    pub fn push_type(&mut self, sql_type: &SqlType) {
+        self.text.push_str(sql_type.as_str());
     }
 
     /// Appends the next placeholder, typed by the value kind (`$3::text`), and keeps the value.

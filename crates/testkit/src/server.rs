@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use manifold_auth::ProjectKeys;
 use manifold_config::{AuthConfig, Config};
+use manifold_db::schema_cache::SchemaCacheStore;
 use manifold_db::{Db, create_pool};
 use manifold_server::{AppState, build_state, serve};
 use serde_json::Value;
@@ -41,7 +42,12 @@ impl TestServer {
             Duration::from_secs(10),
         )
         .unwrap();
-        let state = build_state(config, Db::new(pool), keys.clone());
+        let db_pool = Db::new(pool);
+        let cache =
+            SchemaCacheStore::load(&db.admin_url, config.rest.schemas.clone(), db_pool.clone())
+                .await
+                .unwrap();
+        let state = build_state(config, db_pool, cache, keys.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();

@@ -1,0 +1,192 @@
+//! `/rest/v1`: PostgREST-compatible reads, writes and RPC over the schema cache and the
+//! per-request transaction.
+
+mod context;
+mod error;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use manifold_auth::Gatekeeper;
+use manifold_auth::gateway::{PresentedKey, authorization_header};
+use manifold_config::RestConfig;
+use manifold_db::schema_cache::SchemaCacheStore;
+use manifold_db::{Access, Db};
+use manifold_query::{
+    ApiRequest, ErrorKind, Method, QueryError, ReadResult, Reply, RestInput, Settings, Target,
+};
+
+use crate::context::request_context;
+use crate::error::RestError;
+
+/// The prefix every REST path starts with.
+const PREFIX: &str = "/rest/v1";
+
+/// What the REST handlers share.
+#[derive(Clone, Debug)]
+pub struct RestState {
+    /// The API pool.
+    pub db: Db,
+    /// The schema cache.
+    pub cache: Arc<SchemaCacheStore>,
+    /// Keys and roles.
+    pub gatekeeper: Arc<Gatekeeper>,
+    /// PostgREST knobs.
+    pub config: Arc<RestConfig>,
+    /// Largest body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl RestState {
+    fn settings(&self) -> Settings {
+        Settings {
+            schemas: self.config.schemas.clone(),
+            max_rows: self.config.max_rows,
+            aggregates_enabled: self.config.aggregates_enabled,
+        }
+    }
+}
+
+/// Routes for `/rest/v1`, `/rest/v1/` and everything below.
+pub fn router(state: RestState) -> Router {
+    Router::new()
+        .route(PREFIX, any(handle))
+        .route("/rest/v1/", any(handle))
+        .route("/rest/v1/{*path}", any(handle))
+        .with_state(state)
+}
+
+async fn handle(State(state): State<RestState>, request: Request) -> Response {
+    match serve(&state, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn serve(state: &RestState, request: Request) -> Result<Response, RestError> {
+    let (parts, body) = request.into_parts();
+    let presented = parts.extensions.get::<PresentedKey>().and_then(|key| key.0);
+    let caller = state
+        .gatekeeper
+        .caller(presented, authorization_header(&parts.headers))
+        .map_err(RestError::Auth)?;
+    let path = parts.uri.path().strip_prefix(PREFIX).unwrap_or("/");
+    let path = if path.is_empty() { "/" } else { path };
+    let body = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| {
+            RestError::Body(format!(
+                "Request body exceeds {} bytes",
+                state.max_body_bytes
+            ))
+        })?;
+    let headers = &parts.headers;
+    let input = RestInput {
+        method: Some(Method::from_name(parts.method.as_str())),
+        path,
+        query: parts.uri.query().unwrap_or(""),
+        prefer: all_values(headers, "prefer"),
+        accept: header_text(headers, header::ACCEPT.as_str()),
+        range: header_text(headers, header::RANGE.as_str()),
+        accept_profile: header_text(headers, "accept-profile"),
+        content_profile: header_text(headers, "content-profile"),
+        content_type: header_text(headers, header::CONTENT_TYPE.as_str()),
+        body: &body,
+    };
+    let settings = state.settings();
+    let api = manifold_query::parse(&input, &settings)?;
+    if api.method == Method::Options {
+        return Ok(options_response(&api));
+    }
+    match (&api.target, api.method) {
+        (Target::Relation(_), Method::Get | Method::Head) => {
+            read(state, &api, &caller, headers, path, &settings).await
+        }
+        _ => Err(QueryError::new_unsupported(api.method).into()),
+    }
+}
+
+async fn read(
+    state: &RestState,
+    api: &ApiRequest<'_>,
+    caller: &manifold_auth::Caller,
+    headers: &HeaderMap,
+    path: &str,
+    settings: &Settings,
+) -> Result<Response, RestError> {
+    let (mut cache, generation) = state.cache.current();
+    let translated = match manifold_query::translate_read(api, &cache, settings) {
+        Err(error)
+            if error.kind == ErrorKind::UnknownName
+                && state.cache.reload_after_miss(generation).await =>
+        {
+            cache = state.cache.current().0;
+            manifold_query::translate_read(api, &cache, settings)?
+        }
+        other => other?,
+    };
+    let ctx = request_context(state, &cache, api, caller, headers, path, Access::ReadOnly)?;
+    let rows = state
+        .db
+        .run(&ctx, &translated.statement)
+        .await
+        .map_err(|error| RestError::Db {
+            error,
+            is_anon: caller.is_anon(),
+        })?;
+    // The statement aggregates, so it always returns exactly one row.
+    let row = rows
+        .first()
+        .ok_or(RestError::Internal("the read statement returned no row"))?;
+    let result = ReadResult {
+        total: row.get(0),
+        page: row.get(1),
+        body: row.get(2),
+        response_headers: row.get(3),
+        response_status: row.get(4),
+    };
+    Ok(reply_response(translated.reply.finish(result)?))
+}
+
+/// `OPTIONS` without CORS preflight headers: the methods the target supports.
+fn options_response(api: &ApiRequest<'_>) -> Response {
+    let allow = match api.target {
+        Target::Root => "OPTIONS,GET,HEAD",
+        Target::Function(_) => "OPTIONS,GET,HEAD,POST",
+        Target::Relation(_) => "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE",
+    };
+    let mut response = StatusCode::OK.into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+fn reply_response(reply: Reply) -> Response {
+    let mut response = Response::new(Body::from(reply.body));
+    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            headers.append(name, value);
+        }
+    }
+    response
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn all_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect()
+}
