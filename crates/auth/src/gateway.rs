@@ -7,6 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, Uri, header};
 use manifold_config::Config;
+use manifold_query::{form_decode, query_pairs};
 use serde_json::{Map, Value, json};
 
 use crate::jwt::{JwtError, JwtVerifier};
@@ -253,7 +254,8 @@ fn api_key_header(headers: &HeaderMap) -> Option<String> {
 }
 
 fn api_key_param(query: &str) -> Option<String> {
-    form_pairs(query)
+    query_pairs(query)
+        .into_iter()
         .find(|(key, _)| key == "apikey")
         .map(|(_, value)| value)
 }
@@ -264,7 +266,7 @@ fn without_api_key_param(uri: &Uri) -> Option<Uri> {
         .split('&')
         .filter(|pair| {
             let key = pair.split('=').next().unwrap_or_default();
-            percent_decode(key) != "apikey"
+            form_decode(key) != "apikey"
         })
         .collect();
     let path_and_query = if kept.is_empty() {
@@ -275,43 +277,6 @@ fn without_api_key_param(uri: &Uri) -> Option<Uri> {
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = path_and_query.parse().ok();
     Uri::from_parts(parts).ok()
-}
-
-fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key), percent_decode(value))
-        })
-}
-
-/// Form decoding (`+` is a space) of a query-string component.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(index + 1..index + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        index += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            byte => out.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive.
