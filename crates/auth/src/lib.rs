@@ -1,6 +1,7 @@
 //! Authentication shared by every API: project keys, JWT verification, the gateway's `apikey`
 //! rule and the caller (role + claims) each request runs as.
 
+pub mod api;
 pub mod gateway;
 pub mod jwt;
 pub mod keys;

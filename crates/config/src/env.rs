@@ -6,7 +6,9 @@ use crate::ConfigError;
 
 const PREFIX: &str = "MANIFOLD_";
 /// Top-level keys an override may start with; anything else is a typo worth reporting.
-const KNOWN_ROOTS: &[&str] = &["data_dir", "api", "database", "auth", "rest"];
+const KNOWN_ROOTS: &[&str] = &[
+    "data_dir", "api", "database", "auth", "rest", "storage", "realtime",
+];
 /// Variables with the prefix that are not settings (log filter, test harness).
 const NOT_SETTINGS: &[&str] = &["MANIFOLD_LOG", "MANIFOLD_TEST_"];
 

@@ -2,15 +2,21 @@
 //! `MANIFOLD_*` environment variables (`MANIFOLD_API__LISTEN`, `MANIFOLD_REST__MAX_ROWS`, ...).
 //! Secrets are wrapped in [`Secret`] so they never print.
 
+mod auth;
 mod env;
+mod realtime;
 mod secret;
+mod storage;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use auth::AuthConfig;
+pub use realtime::RealtimeConfig;
 pub use secret::Secret;
+pub use storage::StorageConfig;
 
 /// Default port of the HTTP API, the same as `supabase start`.
 pub const DEFAULT_API_PORT: u16 = 54321;
@@ -33,6 +39,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// PostgREST-equivalent knobs for `/rest/v1`.
     pub rest: RestConfig,
+    /// `/storage/v1`: object store and limits.
+    pub storage: StorageConfig,
+    /// `/realtime/v1`: limits and replication.
+    pub realtime: RealtimeConfig,
 }
 
 impl Default for Config {
@@ -43,6 +53,8 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
             rest: RestConfig::default(),
+            storage: StorageConfig::default(),
+            realtime: RealtimeConfig::default(),
         }
     }
 }
@@ -124,44 +136,6 @@ impl Default for DatabaseConfig {
             pool_size: 16,
             pool_timeout_ms: 10_000,
             settings: Vec::new(),
-        }
-    }
-}
-
-/// JWT and API-key settings. Unset keys are generated on first run and stored in the data dir.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// HS256 secret shared by every service (a migrated Supabase project keeps its own).
-    pub jwt_secret: Option<Secret>,
-    /// Legacy anon JWT key.
-    pub anon_key: Option<Secret>,
-    /// Legacy service_role JWT key.
-    pub service_role_key: Option<Secret>,
-    /// Opaque `sb_publishable_…` key, mapped to the anon role.
-    pub publishable_key: Option<Secret>,
-    /// Opaque `sb_secret_…` key, mapped to the service_role role.
-    pub secret_key: Option<Secret>,
-    /// Database roles a JWT may name in its role claim.
-    pub allowed_roles: Vec<String>,
-    /// Access-token lifetime in seconds.
-    pub jwt_expiry_secs: u64,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            jwt_secret: None,
-            anon_key: None,
-            service_role_key: None,
-            publishable_key: None,
-            secret_key: None,
-            allowed_roles: vec![
-                "anon".to_owned(),
-                "authenticated".to_owned(),
-                "service_role".to_owned(),
-            ],
-            jwt_expiry_secs: 3600,
         }
     }
 }

@@ -50,21 +50,21 @@ const EXPOSED_HEADERS: &[&str] = &[
 /// The whole HTTP API. Tests build the same router.
 pub fn app(state: AppState) -> Router {
     let gateway = from_fn_with_state(state.gatekeeper.clone(), require_api_key);
-    let rest = manifold_rest::router(state.rest()).layer(gateway.clone());
-    let auth = Router::new().fallback(not_implemented).layer(gateway);
+    let rest = manifold_rest::router(state.rest()).layer(gateway);
+    let auth = manifold_auth::api::router(state.auth());
     // Storage checks tokens itself (public buckets need none), as Supabase's gateway leaves it.
-    let storage = Router::new().fallback(not_implemented);
-    let realtime = Router::new().fallback(not_implemented);
+    let storage = manifold_storage::router(state.storage());
+    let realtime = manifold_realtime::router(state.realtime());
     let cors = cors_layer(&state.config.api.cors_allowed_origins);
     let request_id = HeaderName::from_static("x-request-id");
 
     Router::new()
         .route("/health", get(health))
-        .nest("/auth/v1", auth)
-        .nest("/storage/v1", storage)
-        .nest("/realtime/v1", realtime)
         .with_state(state)
         .merge(rest)
+        .merge(auth)
+        .merge(storage)
+        .merge(realtime)
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()
@@ -105,18 +105,6 @@ fn cors_layer(allowed: &[String]) -> CorsLayer {
                 .collect::<Vec<_>>(),
         )
         .max_age(PREFLIGHT_MAX_AGE)
-}
-
-/// A route that exists under an API prefix but is not served (yet).
-async fn not_implemented() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(json!({
-            "code": "not_found",
-            "message": "This endpoint is not available on this server",
-        })),
-    )
-        .into_response()
 }
 
 async fn not_found() -> Response {

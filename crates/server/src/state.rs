@@ -4,10 +4,13 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use manifold_auth::Gatekeeper;
+use manifold_auth::api::AuthState;
 use manifold_config::Config;
 use manifold_db::Db;
 use manifold_db::schema_cache::SchemaCacheStore;
+use manifold_realtime::RealtimeState;
 use manifold_rest::RestState;
+use manifold_storage::StorageState;
 
 /// Everything request handlers share.
 #[derive(Clone, Debug)]
@@ -43,6 +46,34 @@ impl AppState {
             gatekeeper: self.gatekeeper.clone(),
             config: Arc::new(self.config.rest.clone()),
             max_body_bytes: self.config.api.max_body_bytes,
+        }
+    }
+
+    /// The `/auth/v1` part of the state.
+    pub fn auth(&self) -> AuthState {
+        AuthState {
+            db: self.db.clone(),
+            gatekeeper: self.gatekeeper.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// The `/storage/v1` part of the state.
+    pub fn storage(&self) -> StorageState {
+        StorageState {
+            db: self.db.clone(),
+            gatekeeper: self.gatekeeper.clone(),
+            config: self.config.clone(),
+            local_root: self.config.data_dir.join("storage"),
+        }
+    }
+
+    /// The `/realtime/v1` part of the state.
+    pub fn realtime(&self) -> RealtimeState {
+        RealtimeState {
+            db: self.db.clone(),
+            gatekeeper: self.gatekeeper.clone(),
+            config: self.config.clone(),
         }
     }
 }
