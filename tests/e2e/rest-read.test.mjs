@@ -292,6 +292,21 @@ describe('selects and modifiers', () => {
     assert.equal(data, 'id,name\n1,Red\n2,Blue\n3,Empty');
   });
 
+    test('getOpenApiSpec describes the schema', async () => {
+    const { data, error } = await db().getOpenApiSpec();
+    assert.equal(error, null);
+    assert.equal(data.swagger, '2.0');
+    assert.equal(data.basePath, '/rest/v1');
+    assert.deepEqual(Object.keys(data.paths['/teams']).sort(), ['delete', 'get', 'patch', 'post']);
+    assert.ok(data.paths['/people_names'].get);
+    assert.equal(data.definitions.people.properties.id.description, 'Note:\nThis is a Primary Key.<pk/>');
+    assert.equal(
+      data.definitions.people.properties.team_id.description,
+      "Note:\nThis is a Foreign Key to `teams.id`.<fk table='teams' column='id'/>",
+    );
+    assert.deepEqual(data.definitions.teams.required, ['id', 'name']);
+  });
+
   test('the default schema is public; an unknown profile is refused', async () => {
     const { error, status } = await client().schema('nope').from('teams').select();
     assert.equal(status, 406);

@@ -148,16 +148,27 @@ impl Db {
     /// Runs one statement in its own request transaction and returns its rows. Begin, settings,
     /// statement and commit go to the server in one round trip; when the statement fails, the
     /// commit turns into a rollback on the server and the statement's error is returned.
-    pub async fn run(
-        &self,
-        ctx: &RequestContext,
-        statement: &Statement,
-    ) -> Result<Vec<Row>, DbError> {
+        pub async fn run(&self, ctx: &RequestContext, statement: &Statement) -> Result<Vec<Row>, DbError> {
+        match self.pipelined(ctx, statement, Mode::Query).await? {
+            Outcome::Rows(rows) => Ok(rows),
+            Outcome::Affected(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Like [`Db::run`] for a statement without result rows; returns the rows it affected.
+    pub async fn execute(&self, ctx: &RequestContext, statement: &Statement) -> Result<u64, DbError> {
+        match self.pipelined(ctx, statement, Mode::Execute).await? {
+            Outcome::Affected(count) => Ok(count),
+            Outcome::Rows(rows) => Ok(rows.len() as u64),
+        }
+    }
+
+    async fn pipelined(&self, ctx: &RequestContext, statement: &Statement, mode: Mode) -> Result<Outcome, DbError> {
         let client = self.checkout().await?;
         // If this future is dropped mid-flight (client went away), the connection may be inside
         // an open transaction: the guard then closes it instead of returning it to the pool.
         let mut guard = InFlight(Some(client));
-        let result = pipeline(guard.client(), ctx, statement).await;
+        let result = pipeline(guard.client(), ctx, statement, mode).await;
         // Every message got its answer, so the transaction has ended one way or the other and
         // the connection is idle again, even when the statement failed.
         guard.release();
@@ -196,11 +207,24 @@ impl Db {
 /// connection all four go out together (one round trip). Otherwise it is prepared after the
 /// settings, inside the transaction: name resolution checks schema privileges of the current
 /// role, and the pool's own login role deliberately has none.
+/// Whether the statement's rows or its affected-row count are wanted.
+#[derive(Clone, Copy)]
+enum Mode {
+    Query,
+    Execute,
+}
+
+enum Outcome {
+    Rows(Vec<Row>),
+    Affected(u64),
+}
+
 async fn pipeline(
     client: &Object,
     ctx: &RequestContext,
     statement: &Statement,
-) -> Result<Vec<Row>, DbError> {
+    mode: Mode,
+) -> Result<Outcome, DbError> {
     let begin = client.prepare_cached(ctx.begin_sql()).await?;
     let settings = client.prepare_cached(SETTINGS_SQL).await?;
     let commit = client.prepare_cached("commit").await?;
@@ -233,20 +257,22 @@ async fn pipeline(
     };
     let main_params = params(statement.binds());
     let main_refs: Vec<&(dyn ToSql + Sync)> = as_refs(&main_params);
-    let (rows, committed) = futures_util::future::join(
-        client.query(&main, &main_refs),
-        client.execute(&commit, &[]),
-    )
-    .await;
+        let main_call = async {
+        match mode {
+            Mode::Query => client.query(&main, &main_refs).await.map(Outcome::Rows),
+            Mode::Execute => client.execute(&main, &main_refs).await.map(Outcome::Affected),
+        }
+    };
+    let (rows, committed) = futures_util::future::join(main_call, client.execute(&commit, &[])).await;
     begun.as_mut().await;
     set.as_mut().await;
     // Report the first failure: after it, later statements only say the transaction aborted.
     begun.as_mut().take_output().expect("awaited above")?;
     set.as_mut().take_output().expect("awaited above")?;
     pre_request.transpose()?;
-    let rows = rows?;
+        let outcome = rows?;
     committed?;
-    Ok(rows)
+    Ok(outcome)
 }
 
 /// Runs the pre-request call inside the transaction (after the settings).
@@ -267,8 +293,11 @@ async fn open_transaction(client: &Object, ctx: &RequestContext) -> Result<(), D
         client.execute(&settings, &as_refs(&settings_params)),
     )
     .await;
-    begun?;
+        begun?;
     set?;
+    if let Some(call) = &ctx.pre_request {
+        run_pre_request(client, call).await?;
+    }
     Ok(())
 }
 
@@ -321,6 +350,14 @@ impl RequestTx {
         let prepared = client.prepare_cached(statement.text()).await?;
         let main_params = params(statement.binds());
         Ok(client.query(&prepared, &as_refs(&main_params)).await?)
+    }
+
+        /// Runs a statement without result rows; returns the rows it affected.
+    pub async fn execute(&self, statement: &Statement) -> Result<u64, DbError> {
+        let client = self.client();
+        let prepared = client.prepare_cached(statement.text()).await?;
+        let main_params = params(statement.binds());
+        Ok(client.execute(&prepared, &as_refs(&main_params)).await?)
     }
 
     /// Runs a statement that must return exactly one row.

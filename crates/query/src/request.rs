@@ -13,8 +13,23 @@ pub struct Settings {
     pub schemas: Vec<String>,
     /// Cap on rows per read (`db-max-rows`).
     pub max_rows: Option<u64>,
-    /// Aggregates in `select` (`db-aggregates-enabled`).
+        /// Aggregates in `select` (`db-aggregates-enabled`).
     pub aggregates_enabled: bool,
+    /// How write transactions end (`db-tx-end`).
+    pub tx_end: TxEnd,
+}
+
+/// PostgREST's `db-tx-end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxEnd {
+    /// Always commit.
+    Commit,
+    /// Commit unless `Prefer: tx=rollback`.
+    CommitAllowOverride,
+    /// Always roll back.
+    Rollback,
+    /// Roll back unless `Prefer: tx=commit`.
+    RollbackAllowOverride,
 }
 
 impl Default for Settings {
@@ -23,6 +38,7 @@ impl Default for Settings {
             schemas: vec!["public".into()],
             max_rows: Some(1000),
             aggregates_enabled: false,
+            tx_end: TxEnd::CommitAllowOverride,
         }
     }
 }

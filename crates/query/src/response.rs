@@ -259,3 +259,231 @@ mod tests {
         assert_eq!(reply(0, false).finish(bad).unwrap_err().code, "PGRST111");
     }
 }
+
+/// The result row of a write (or what `execute` reported for a bare write).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteResult {
+    /// Rows affected.
+    pub affected: i64,
+    /// Counted rows, when asked.
+    pub total: Option<i64>,
+    /// Body text, when rows were returned.
+    pub body: Option<String>,
+    /// Rows inserted (upserts).
+    pub inserted: Option<i64>,
+    /// Primary key values of the first row, as a JSON array of text.
+    pub location: Option<String>,
+    /// `response.headers`.
+    pub response_headers: Option<String>,
+    /// `response.status`.
+    pub response_status: Option<String>,
+}
+
+/// What kind of write produced the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMethod {
+    /// POST.
+    Insert,
+    /// PATCH.
+    Update,
+    /// PUT.
+    Put,
+    /// DELETE.
+    Delete,
+}
+
+/// How to turn a write's result into a reply.
+#[derive(Debug, Clone)]
+pub struct WriteReply {
+    /// The write.
+    pub method: WriteMethod,
+    /// Body format when rows are returned.
+    pub representation: Representation,
+    /// `return=representation`.
+    pub return_rows: bool,
+    /// `return=headers-only`.
+    pub headers_only: bool,
+    /// `count=` given.
+    pub count: Option<&'static str>,
+    /// Upsert with merge-duplicates: 200 when nothing was inserted.
+    pub merge_upsert: bool,
+    /// `max-affected` with `handling=strict`.
+    pub max_affected: Option<i64>,
+    /// Preferences to list in `Preference-Applied`.
+    pub applied: Vec<String>,
+    /// Schema for `Content-Profile`.
+    pub profile: Option<String>,
+    /// Relation name and primary-key columns, for `Location`.
+    pub location: Option<(String, Vec<String>)>,
+}
+
+impl WriteReply {
+    /// Checks the result (singular, max-affected) and builds the reply. An error here means
+    /// the transaction must be rolled back.
+    pub fn finish(&self, result: WriteResult) -> Result<Reply, QueryError> {
+        let single = matches!(self.representation.media, crate::syntax::headers::MediaType::SingleObject);
+        if single && result.affected != 1 {
+            return Err(QueryError::singular(result.affected));
+        }
+        if let Some(max) = self.max_affected
+            && result.affected > max
+        {
+            return Err(QueryError::max_affected(result.affected));
+        }
+        let mut status = match self.method {
+            WriteMethod::Insert if self.merge_upsert && result.inserted == Some(0) => 200,
+            WriteMethod::Insert => 201,
+            WriteMethod::Put if self.return_rows => {
+                if result.inserted.unwrap_or(0) > 0 { 201 } else { 200 }
+            }
+            _ if self.return_rows => 200,
+            _ => 204,
+        };
+        let total = result.total.map_or_else(|| "*".to_owned(), |n| n.to_string());
+        let range = match self.method {
+            WriteMethod::Update if result.affected > 0 => format!("0-{}/{total}", result.affected - 1),
+            _ => format!("*/{total}"),
+        };
+        let mut headers = Vec::new();
+        let body = if self.return_rows { result.body.clone().unwrap_or_default() } else { String::new() };
+        if self.return_rows {
+            headers.push(("Content-Type".to_owned(), self.representation.content_type().to_owned()));
+        }
+        headers.push(("Content-Range".to_owned(), range));
+        if let Some(schema) = &self.profile {
+            headers.push(("Content-Profile".to_owned(), schema.clone()));
+        }
+        if self.headers_only
+            && let (Some((table, keys)), Some(values)) = (&self.location, &result.location)
+        {
+            let values: Vec<String> = serde_json::from_str(values).unwrap_or_default();
+            let query: Vec<String> = keys
+                .iter()
+                .zip(values)
+                .map(|(key, value)| format!("{}=eq.{}", encode(key), encode(&value)))
+                .collect();
+            headers.push(("Location".to_owned(), format!("/{}?{}", encode(table), query.join("&"))));
+        }
+        if !self.applied.is_empty() {
+            headers.push(("Preference-Applied".to_owned(), self.applied.join(", ")));
+        }
+        let read = ReadResult {
+            response_headers: result.response_headers,
+            response_status: result.response_status,
+            ..ReadResult::default()
+        };
+        apply_response_settings(&mut status, &mut headers, &read)?;
+        Ok(Reply { status, headers, body })
+    }
+}
+
+/// Percent-encodes a query-string component.
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    fn reply(method: WriteMethod, return_rows: bool) -> WriteReply {
+        WriteReply {
+            method,
+            representation: Representation::JSON,
+            return_rows,
+            headers_only: false,
+            count: None,
+            merge_upsert: false,
+            max_affected: None,
+            applied: Vec::new(),
+            profile: None,
+            location: Some(("t".into(), vec!["id".into()])),
+        }
+    }
+
+    fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+        reply.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn statuses_and_ranges() {
+        let insert = reply(WriteMethod::Insert, false).finish(WriteResult { affected: 2, ..WriteResult::default() }).unwrap();
+        assert_eq!((insert.status, header(&insert, "Content-Range")), (201, Some("*/*")));
+        assert_eq!(insert.body, "");
+        let update = reply(WriteMethod::Update, true)
+            .finish(WriteResult { affected: 3, total: Some(3), body: Some("[]".into()), ..WriteResult::default() })
+            .unwrap();
+        assert_eq!((update.status, header(&update, "Content-Range")), (200, Some("0-2/3")));
+        let delete = reply(WriteMethod::Delete, false).finish(WriteResult::default()).unwrap();
+        assert_eq!((delete.status, header(&delete, "Content-Range")), (204, Some("*/*")));
+        let mut upsert = reply(WriteMethod::Insert, false);
+        upsert.merge_upsert = true;
+        let updated_only = upsert.finish(WriteResult { affected: 1, inserted: Some(0), ..WriteResult::default() }).unwrap();
+        assert_eq!(updated_only.status, 200);
+        let put = reply(WriteMethod::Put, true)
+            .finish(WriteResult { affected: 1, inserted: Some(1), body: Some("[]".into()), ..WriteResult::default() })
+            .unwrap();
+        assert_eq!(put.status, 201);
+    }
+
+    #[test]
+    fn location_and_limits() {
+        let mut headers_only = reply(WriteMethod::Insert, false);
+        headers_only.headers_only = true;
+        let built = headers_only
+            .finish(WriteResult { affected: 1, location: Some(r#"["a b"]"#.into()), ..WriteResult::default() })
+            .unwrap();
+        assert_eq!(header(&built, "Location"), Some("/t?id=eq.a%20b"));
+        let mut strict = reply(WriteMethod::Delete, false);
+        strict.max_affected = Some(1);
+        let error = strict.finish(WriteResult { affected: 2, ..WriteResult::default() }).unwrap_err();
+        assert_eq!((error.status, error.code), (400, "PGRST124"));
+        assert_eq!(error.details, "The query affects 2 rows");
+    }
+}
+
+/// How to turn a call's result into a reply.
+#[derive(Debug, Clone)]
+pub enum CallReply {
+    /// `void`: 204 without a body.
+    Void {
+        /// Schema for `Content-Profile`.
+        profile: Option<String>,
+    },
+    /// One JSON value (a scalar or a single composite): 200.
+    Value {
+        /// Schema for `Content-Profile`.
+        profile: Option<String>,
+    },
+    /// A set of rows or values, answered like a read.
+    Rows(ReadReply),
+}
+
+impl CallReply {
+    /// Builds the reply.
+    pub fn finish(&self, result: ReadResult) -> Result<Reply, QueryError> {
+        let (status, profile, body) = match self {
+            Self::Rows(read) => return read.finish(result),
+            Self::Void { profile } => (204, profile, String::new()),
+            Self::Value { profile } => (200, profile, result.body.clone().unwrap_or_default()),
+        };
+        let mut status = status;
+        let mut headers = Vec::new();
+        if status == 200 {
+            headers.push(("Content-Type".to_owned(), Representation::JSON.content_type().to_owned()));
+        }
+        if let Some(schema) = profile {
+            headers.push(("Content-Profile".to_owned(), schema.clone()));
+        }
+        apply_response_settings(&mut status, &mut headers, &result)?;
+        Ok(Reply { status, headers, body })
+    }
+}

@@ -104,6 +104,11 @@ impl IntoResponse for RestError {
 }
 
 fn db_error_response(error: &DbError, is_anon: bool) -> Response {
+    if let Some(db) = error.db_error()
+        && db.code().code() == "PGRST"
+    {
+        return raised_pgrst(db.message(), db.detail());
+    }
     if let Some(db) = error.db_error() {
         let code = db.code().code();
         let status = status_for_sqlstate(code, db.message(), is_anon);
@@ -145,5 +150,48 @@ fn db_error_response(error: &DbError, is_anon: bool) -> Response {
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
+    response
+}
+
+/// `RAISE SQLSTATE 'PGRST' USING message = '{"code": …}', detail = '{"status": …}'`: the SQL
+/// chooses the whole response, as PostgREST allows. Anything unparsable is PGRST121.
+fn raised_pgrst(message: &str, detail: Option<&str>) -> Response {
+    let body = serde_json::from_str::<Value>(message).ok().filter(Value::is_object);
+    let control = detail.and_then(|d| serde_json::from_str::<Value>(d).ok()).filter(Value::is_object);
+    let status = control
+        .as_ref()
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok());
+    let (Some(body), Some(control), Some(status)) = (body, control, status) else {
+        return json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "PGRST121",
+            &json!({
+                "code": "PGRST121",
+                "details": null,
+                "hint": "The message must be a JSON object with code, message, details and hint, and the detail a JSON object with status and headers",
+                "message": "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
+            }),
+        );
+    };
+    let code = body.get("code").and_then(Value::as_str).unwrap_or("").to_owned();
+    let full = json!({
+        "code": body.get("code").cloned().unwrap_or(Value::Null),
+        "details": body.get("details").cloned().unwrap_or(Value::Null),
+        "hint": body.get("hint").cloned().unwrap_or(Value::Null),
+        "message": body.get("message").cloned().unwrap_or(Value::Null),
+    });
+    let mut response = json_response(status, &code, &full);
+    if let Some(Value::Object(extra)) = control.get("headers") {
+        for (name, value) in extra {
+            if let (Some(value), Ok(name)) = (value.as_str(), http::HeaderName::try_from(name.as_str()))
+                && let Ok(value) = HeaderValue::from_str(value)
+            {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
     response
 }

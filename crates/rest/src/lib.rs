@@ -19,7 +19,9 @@ use manifold_db::schema_cache::SchemaCacheStore;
 use manifold_db::{Access, Db};
 use manifold_query::{
     ApiRequest, ErrorKind, Method, QueryError, ReadResult, Reply, RestInput, Settings, Target,
+    TranslatedWrite, TxEnd, WriteResult,
 };
+use manifold_sql::Statement;
 
 use crate::context::request_context;
 use crate::error::RestError;
@@ -47,7 +49,13 @@ impl RestState {
         Settings {
             schemas: self.config.schemas.clone(),
             max_rows: self.config.max_rows,
-            aggregates_enabled: self.config.aggregates_enabled,
+                        aggregates_enabled: self.config.aggregates_enabled,
+            tx_end: match self.config.tx_end {
+                manifold_config::TxEnd::Commit => TxEnd::Commit,
+                manifold_config::TxEnd::CommitAllowOverride => TxEnd::CommitAllowOverride,
+                manifold_config::TxEnd::Rollback => TxEnd::Rollback,
+                manifold_config::TxEnd::RollbackAllowOverride => TxEnd::RollbackAllowOverride,
+            },
         }
     }
 }
@@ -104,9 +112,14 @@ async fn serve(state: &RestState, request: Request) -> Result<Response, RestErro
         return Ok(options_response(&api));
     }
     match (&api.target, api.method) {
-        (Target::Relation(_), Method::Get | Method::Head) => {
+                (Target::Relation(_), Method::Get | Method::Head) => {
             read(state, &api, &caller, headers, path, &settings).await
         }
+                (Target::Relation(_), Method::Post | Method::Patch | Method::Put | Method::Delete) => {
+            write(state, &api, &caller, headers, path, &settings).await
+        }
+                (Target::Function(_), _) => call(state, &api, &caller, headers, path, &settings).await,
+        (Target::Root, _) => Ok(openapi_response(state, &api, headers)),
         _ => Err(QueryError::new_unsupported(api.method).into()),
     }
 }
@@ -151,6 +164,135 @@ async fn read(
         response_status: row.get(4),
     };
     Ok(reply_response(translated.reply.finish(result)?))
+}
+
+async fn write(
+    state: &RestState,
+    api: &ApiRequest<'_>,
+    caller: &manifold_auth::Caller,
+    headers: &HeaderMap,
+    path: &str,
+    settings: &Settings,
+) -> Result<Response, RestError> {
+    let (mut cache, generation) = state.cache.current();
+    let translated = match manifold_query::translate_write(api, &cache, settings) {
+        Err(error) if error.kind == ErrorKind::UnknownName && state.cache.reload_after_miss(generation).await => {
+            cache = state.cache.current().0;
+            manifold_query::translate_write(api, &cache, settings)?
+        }
+        other => other?,
+    };
+    let ctx = request_context(state, &cache, api, caller, headers, path, Access::ReadWrite)?;
+    let db_error = |error| RestError::Db { error, is_anon: caller.is_anon() };
+    let reply = if translated.checked {
+        let tx = state.db.begin(&ctx).await.map_err(db_error)?;
+        let result = run_in(&tx, &translated).await.map_err(db_error)?;
+        match translated.reply.finish(result) {
+            Ok(reply) if translated.rollback => {
+                // PostgREST checks deferred constraints before rolling back, so they still fail.
+                tx.execute(&Statement::from_static("set constraints all immediate")).await.map_err(db_error)?;
+                tx.rollback().await.map_err(db_error)?;
+                reply
+            }
+            Ok(reply) => {
+                tx.commit().await.map_err(db_error)?;
+                reply
+            }
+            Err(error) => {
+                tx.rollback().await.map_err(db_error)?;
+                return Err(error.into());
+            }
+        }
+    } else if translated.returning {
+        let rows = state.db.run(&ctx, &translated.statement).await.map_err(db_error)?;
+        translated.reply.finish(write_result(rows.first()))?
+    } else {
+        let affected = state.db.execute(&ctx, &translated.statement).await.map_err(db_error)?;
+        translated.reply.finish(WriteResult {
+            affected: i64::try_from(affected).unwrap_or(i64::MAX),
+            ..WriteResult::default()
+        })?
+    };
+    Ok(reply_response(reply))
+}
+
+async fn run_in(
+    tx: &manifold_db::RequestTx,
+    translated: &TranslatedWrite,
+) -> Result<WriteResult, manifold_db::DbError> {
+    if translated.returning {
+        let rows = tx.query(&translated.statement).await?;
+        Ok(write_result(rows.first()))
+    } else {
+        let affected = tx.execute(&translated.statement).await?;
+        Ok(WriteResult { affected: i64::try_from(affected).unwrap_or(i64::MAX), ..WriteResult::default() })
+    }
+}
+
+fn write_result(row: Option<&manifold_db::Row>) -> WriteResult {
+    match row {
+        Some(row) => WriteResult {
+            total: row.get(0),
+            affected: row.get(1),
+            body: row.get(2),
+            response_headers: row.get(3),
+            response_status: row.get(4),
+            inserted: row.get(5),
+            location: row.get(6),
+        },
+        None => WriteResult::default(),
+    }
+}
+
+async fn call(
+    state: &RestState,
+    api: &ApiRequest<'_>,
+    caller: &manifold_auth::Caller,
+    headers: &HeaderMap,
+    path: &str,
+    settings: &Settings,
+) -> Result<Response, RestError> {
+    let (mut cache, generation) = state.cache.current();
+    let translated = match manifold_query::translate_call(api, &cache, settings) {
+        Err(error) if error.kind == ErrorKind::UnknownName && state.cache.reload_after_miss(generation).await => {
+            cache = state.cache.current().0;
+            manifold_query::translate_call(api, &cache, settings)?
+        }
+        other => other?,
+    };
+    let access = if translated.read_only { Access::ReadOnly } else { Access::ReadWrite };
+    let ctx = request_context(state, &cache, api, caller, headers, path, access)?;
+    let rows = state
+        .db
+        .run(&ctx, &translated.statement)
+        .await
+        .map_err(|error| RestError::Db { error, is_anon: caller.is_anon() })?;
+    let row = rows.first().ok_or(RestError::Internal("the call statement returned no row"))?;
+    let result = ReadResult {
+        total: row.get(0),
+        page: row.get(1),
+        body: row.get(2),
+        response_headers: row.get(3),
+        response_status: row.get(4),
+    };
+    Ok(reply_response(translated.reply.finish(result)?))
+}
+
+/// `GET /rest/v1/`: the OpenAPI document of the requested schema.
+fn openapi_response(state: &RestState, api: &ApiRequest<'_>, headers: &HeaderMap) -> Response {
+    let (cache, _) = state.cache.current();
+    let host = header_text(headers, header::HOST.as_str());
+    let document = manifold_query::openapi::openapi(&cache, &api.schema, host);
+    let mut response = Response::new(Body::from(if api.method == Method::Head { String::new() } else { document.to_string() }));
+    let response_headers = response.headers_mut();
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openapi+json; charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&api.schema) {
+        response_headers.insert("content-profile", value);
+    }
+    response
 }
 
 /// `OPTIONS` without CORS preflight headers: the methods the target supports.

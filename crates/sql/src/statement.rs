@@ -1,6 +1,6 @@
 //! SQL text with `$n` placeholders and the values that fill them.
 
-use crate::cache::SqlType;
+use crate::cache::{SqlExpr, SqlType};
 use crate::ident::{Ident, push_quoted};
 
 /// One bound value. Each kind renders its own placeholder cast (`$1::text`, `$2::int8`), so the
@@ -101,6 +101,13 @@ impl Statement {
     pub fn push_alias(&mut self, prefix: &'static str, number: usize) {
         self.text.push_str(prefix);
         self.text.push_str(&number.to_string());
+    }
+
+    /// Appends a default expression the schema cache vouches for.
+    pub fn push_expr(&mut self, expr: &SqlExpr) {
+        self.text.push('(');
+        self.text.push_str(expr.as_str());
+        self.text.push(')');
     }
 
     /// Appends a type the schema cache vouches for, e.g. after `::`.

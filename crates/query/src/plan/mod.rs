@@ -1,7 +1,13 @@
 //! Planning: every name in the request is resolved against the schema cache into a tree of
 //! [`ReadPlan`]s. Unknown names fail here, before the database is touched.
 
+mod call;
 mod embed;
+mod mutate;
+
+pub use call::{CallArgs, CallPlan, CallResult};
+
+pub use mutate::{WriteKind, WritePlan};
 
 use manifold_sql::SchemaCache;
 use manifold_sql::cache::{Column, Relation, Relationship, SqlType};

@@ -1,6 +1,10 @@
 //! Rendering plans into statements.
 
+mod call;
 mod expr;
+mod mutate;
 mod read;
 
-pub use read::{BodyKind, render_read};
+pub use read::{BodyKind, RootSource, SelectOptions, null_extras, render_read, render_select};
+pub use mutate::{WriteOutput, render_write};
+pub use call::render_call;

@@ -109,18 +109,60 @@ enum Shape {
 struct Renderer {
     stmt: Statement,
     next_alias: usize,
+    root_source: RootSource,
+}
+
+/// Where the top level reads its rows from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootSource {
+    /// The plan's relation itself.
+    Relation,
+    /// A CTE written earlier in the statement (mutation results, function results).
+    Cte(&'static str),
+}
+
+/// How [`render_select`] shapes the statement.
+pub struct SelectOptions<'a> {
+    /// The body to build.
+    pub body: BodyKind,
+    /// Count the matching rows.
+    pub count: bool,
+    /// Where the top level reads from.
+    pub source: RootSource,
+    /// Writes the `inserted` and `location` output columns (each preceded by `, `); reads leave
+    /// them null.
+    pub extra: &'a dyn Fn(&mut Statement),
 }
 
 /// Renders a read of `plan` (paging already final on the root).
 pub fn render_read(plan: &ReadPlan<'_>, body: BodyKind, count: bool) -> Statement {
+    let mut stmt = Statement::from_static("with ");
+    render_select(
+        &mut stmt,
+        plan,
+        &SelectOptions { body, count, source: RootSource::Relation, extra: &null_extras },
+    );
+    stmt
+}
+
+/// `, null::int8 as inserted, null::text as location`: the result columns reads do not use.
+pub fn null_extras(stmt: &mut Statement) {
+    stmt.push_sql(", null::int8 as inserted, null::text as location");
+}
+
+/// Appends `pgrst_source as (…) select total, page, body, response_headers, response_status,
+/// inserted, location from pgrst_source` to a statement that already holds `with` and any
+/// earlier CTEs.
+pub fn render_select(stmt: &mut Statement, plan: &ReadPlan<'_>, options: &SelectOptions<'_>) {
     let mut r = Renderer {
-        stmt: Statement::new(),
+        stmt: std::mem::take(stmt),
         next_alias: 0,
+        root_source: options.source,
     };
-    r.stmt.push_sql("with pgrst_source as (");
-    r.level(plan, Shape::Root(body), None, &[]);
+    r.stmt.push_sql("pgrst_source as (");
+    r.level(plan, Shape::Root(options.body), None, &[]);
     r.stmt.push_sql(") select ");
-    if count {
+    if options.count {
         r.stmt.push_sql("(select count(*) from (");
         r.level(plan, Shape::Count, None, &[]);
         r.stmt.push_sql(") as pgrst_count)::int8");
@@ -128,13 +170,14 @@ pub fn render_read(plan: &ReadPlan<'_>, body: BodyKind, count: bool) -> Statemen
         r.stmt.push_sql("null::int8");
     }
     r.stmt.push_sql(" as total, count(*)::int8 as page, ");
-    r.body(plan, body);
+    r.body(plan, options.body);
     r.stmt.push_sql(
         " as body, nullif(current_setting('response.headers', true), '') as response_headers, \
-         nullif(current_setting('response.status', true), '') as response_status \
-         from pgrst_source",
+         nullif(current_setting('response.status', true), '') as response_status",
     );
-    r.stmt
+    (options.extra)(&mut r.stmt);
+    r.stmt.push_sql(" from pgrst_source");
+    *stmt = r.stmt;
 }
 
 /// Which embeds a level's conditions or `!inner` flags depend on.
@@ -240,8 +283,10 @@ impl Renderer {
         self.stmt.push_sql("select ");
         self.select_list(plan, shape, alias, &alias_of, order_outputs);
         self.stmt.push_sql(" from ");
-        self.stmt
-            .push_qualified(plan.relation.schema(), plan.relation.name());
+        match (link, self.root_source) {
+            (None, RootSource::Cte(name)) => self.stmt.push_sql(name),
+            _ => self.stmt.push_qualified(plan.relation.schema(), plan.relation.name()),
+        }
         self.stmt.push_sql(" as ");
         self.stmt.push_alias("t", alias);
         let junction_alias = match link {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 pub use catalog::{Catalog, INTROSPECTION_SQL, ViewColumnOrigin};
 pub use model::{
     Cardinality, Column, Function, FunctionParam, Junction, QualifiedName, Relation, RelationKind,
-    Relationship, ReturnType, SqlType, ValueKind, Volatility,
+    Relationship, ReturnType, SqlExpr, SqlType, ValueKind, Volatility,
 };
 
 use crate::ident::Ident;
@@ -242,6 +242,7 @@ fn relations_by_oid(catalog: &Catalog) -> HashMap<u32, Relation> {
             kind: ValueKind::from_catalog(&column.base_type, &column.category),
             nullable: column.nullable,
             default: column.default_expr.clone(),
+            default_expr: column.default_expr.clone().map(SqlExpr::from_catalog),
             generated: column.is_generated,
             max_length: column.max_length,
             enum_values: column.enum_values.clone().unwrap_or_default(),
@@ -314,10 +315,45 @@ fn functions_by_name(
             .filter_map(|entry| entry.split_once('='))
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
-        functions
-            .entry((func.schema.clone(), func.name.clone()))
-            .or_default()
-            .push(Function {
+                let outputs: Vec<_> = func.args.iter().filter(|arg| matches!(arg.mode.as_str(), "o" | "b" | "t")).collect();
+        let result_columns = (!outputs.is_empty()).then(|| {
+            let mut relation = Relation {
+                oid: 0,
+                qualified: QualifiedName {
+                    schema: Ident::from_catalog(func.schema.clone()),
+                    name: Ident::from_catalog(func.name.clone()),
+                },
+                kind: RelationKind::View,
+                columns: Vec::new(),
+                column_index: HashMap::new(),
+                primary_key: Vec::new(),
+                insertable: false,
+                updatable: false,
+                deletable: false,
+                description: None,
+            };
+            for (index, arg) in outputs.iter().enumerate() {
+                let base = arg.type_sql.trim_end_matches("[]");
+                let category = if arg.type_sql.ends_with("[]") { "A" } else { "" };
+                relation.column_index.insert(arg.name.clone(), relation.columns.len());
+                relation.columns.push(Column {
+                    name: Ident::from_catalog(arg.name.clone()),
+                    attnum: i16::try_from(index + 1).unwrap_or(i16::MAX),
+                    sql_type: SqlType::from_catalog(arg.type_sql.clone()),
+                    display_type: arg.type_sql.clone(),
+                    kind: ValueKind::from_catalog(base, category),
+                    nullable: true,
+                    default: None,
+                    default_expr: None,
+                    generated: false,
+                    max_length: None,
+                    enum_values: Vec::new(),
+                    description: None,
+                });
+            }
+            relation
+        });
+        functions.entry((func.schema.clone(), func.name.clone())).or_default().push(Function {
                 oid: func.oid,
                 qualified: QualifiedName {
                     schema: Ident::from_catalog(func.schema.clone()),
@@ -326,9 +362,10 @@ fn functions_by_name(
                 params,
                 returns,
                 volatility,
-                settings,
-                description: func.description.clone(),
-            });
+                            settings,
+            description: func.description.clone(),
+            result_columns,
+        });
     }
     functions
 }

@@ -28,6 +28,28 @@ impl fmt::Debug for SqlType {
     }
 }
 
+/// A column default expression as the catalog prints it (`nextval('public.t_id_seq'::regclass)`,
+/// `now()`). Only the cache makes one; it reaches SQL only for `Prefer: missing=default`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SqlExpr(String);
+
+impl SqlExpr {
+    pub(crate) fn from_catalog(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The SQL text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SqlExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SqlExpr({})", self.0)
+    }
+}
+
 /// `schema.name` of a relation or function.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QualifiedName {
@@ -128,8 +150,10 @@ pub struct Column {
     pub kind: ValueKind,
     /// Nullable.
     pub nullable: bool,
-    /// Default expression.
+    /// Default expression, for display.
     pub default: Option<String>,
+    /// Default expression, for SQL.
+    pub default_expr: Option<SqlExpr>,
     /// Identity or generated: never written by clients.
     pub generated: bool,
     /// Character limit.
@@ -315,8 +339,11 @@ pub struct Function {
     pub returns: ReturnType,
     /// Volatility.
     pub volatility: Volatility,
-    /// `SET` clauses.
+        /// `SET` clauses.
     pub settings: Vec<(String, String)>,
     /// Comment.
     pub description: Option<String>,
+    /// The columns of rows returned through OUT or TABLE parameters, as a relation so results
+    /// can be selected, filtered and ordered like a table's.
+    pub result_columns: Option<Relation>,
 }
