@@ -115,7 +115,8 @@ test('hostile strings as values are stored and read back exactly', async () => {
     const { data } = await admin().from('gadgets').select('name, note').eq('name', row.name).single();
     assert.deepEqual(data, row);
   }
-  const names = stored.map((row) => row.name);
-  const { count } = await admin().from('gadgets').delete({ count: 'exact' }).in('name', names);
-  assert.equal(count, names.length);
+    // supabase-js does not escape quotes inside .in() lists, so select the rows by prefix.
+  const removed = await admin().from('gadgets').delete({ count: 'exact' }).like('name', 'fuzz:%');
+  assert.equal(removed.error, null, JSON.stringify(removed.error));
+  assert.equal(removed.count, stored.length);
 });
