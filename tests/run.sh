@@ -43,6 +43,23 @@ free_port() {
 api_port="$(free_port)"
 db_port="$(free_port)"
 
+# --- auth (issue 5) ---------------------------------------------------------------------------
+# User access tokens are signed with a fresh ES256 key, so getClaims verifies them through the
+# JWK set and every API is exercised with asymmetric tokens next to the HS256 API keys.
+# Anonymous sign-in is on for its test. The whole suite signs users in from 127.0.0.1, so the
+# per-IP limits on /token and /signup are raised here; auth-email.test.mjs checks the default
+# limit on /verify instead.
+MANIFOLD_AUTH__SIGNING_KEYS="$("$node_bin" -e '
+  const { generateKeyPairSync, randomUUID } = require("crypto");
+  const jwk = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "jwk" });
+  console.log(JSON.stringify({ keys: [{ ...jwk, kid: randomUUID(), alg: "ES256", use: "sig" }] }));
+')"
+export MANIFOLD_AUTH__SIGNING_KEYS
+export MANIFOLD_AUTH__ANONYMOUS_SIGN_INS=true
+export MANIFOLD_AUTH__RATE_LIMIT__TOKEN_PER_5MIN=100000
+export MANIFOLD_AUTH__RATE_LIMIT__SIGNUP_PER_5MIN=100000
+# ----------------------------------------------------------------------------------------------
+
 MANIFOLD_API__LISTEN="127.0.0.1:$api_port" \
 MANIFOLD_DATABASE__PORT="$db_port" \
 MANIFOLD_REST__SCHEMAS='["public", "fixtures"]' \

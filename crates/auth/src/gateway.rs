@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::jwt::{JwtError, JwtVerifier};
 use crate::keys::ProjectKeys;
+use crate::signing::{KeyError, SigningKeys};
 
 /// Which known key an `apikey` (or bearer) is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,12 +108,25 @@ pub struct Gatekeeper {
     role_claim_path: Vec<String>,
     anon_role: String,
     allowed_roles: Vec<String>,
+    signing: std::sync::Arc<Result<SigningKeys, KeyError>>,
 }
 
 impl Gatekeeper {
-    /// Builds the gatekeeper from the project keys and settings.
+    /// Builds the gatekeeper from the project keys and settings. Asymmetric signing keys and
+    /// trusted JWKS from `[auth]` join the verifier; if they cannot be read the error is logged
+    /// and kept, so `/auth/v1` refuses to issue tokens instead of silently falling back to HS256
+    /// (`manifold start` checks them first with [`SigningKeys::from_config`]).
     pub fn new(keys: ProjectKeys, config: &Config) -> Self {
-        let verifier = JwtVerifier::hs256(&keys.jwt_secret, config.rest.jwt_aud.clone());
+        let mut verifier = JwtVerifier::hs256(&keys.jwt_secret, config.rest.jwt_aud.clone());
+        let signing = SigningKeys::from_config(&config.auth);
+        match &signing {
+            Ok(signing) => {
+                for key in signing.verification_keys() {
+                    verifier.add_public_key(key.clone());
+                }
+            }
+            Err(error) => tracing::error!(%error, "auth signing keys are unusable"),
+        }
         // Opaque keys stand for the legacy keys' claims, as the hosted gateway swaps them for
         // an internal JWT. Legacy keys that do not verify (misconfigured) still map to a role.
         let claims_of = |key: &str, role: &str| {
@@ -129,7 +143,13 @@ impl Gatekeeper {
             role_claim_path: parse_claim_path(&config.rest.jwt_role_claim_key),
             anon_role: config.rest.anon_role.clone(),
             allowed_roles: config.auth.allowed_roles.clone(),
+            signing: std::sync::Arc::new(signing),
         }
+    }
+
+    /// The asymmetric signing keys, or why they could not be loaded.
+    pub fn signing_keys(&self) -> Result<&SigningKeys, &KeyError> {
+        self.signing.as_ref().as_ref()
     }
 
     /// The token verifier, shared by every API.

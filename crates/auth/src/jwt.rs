@@ -1,5 +1,6 @@
 //! JWT verification with PostgREST's rules and messages: signature first, then `exp`, `nbf` and
-//! `iat` with 30 s of clock skew, then `aud` when one is configured.
+//! `iat` with 30 s of clock skew, then `aud` when one is configured. HS tokens verify with the
+//! project secret; ES256/RS256 tokens with the configured public keys, chosen by `kid`.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
@@ -98,6 +99,16 @@ impl JwtVerifier {
             }],
             audience,
         }
+    }
+
+    /// Also accepts tokens signed by `key` (an ES256/RS256 signing key's public half, or a
+    /// trusted key of another project), selected by the token's `kid`.
+    pub fn add_public_key(&mut self, key: crate::signing::PublicKey) {
+        self.keys.push(VerificationKey {
+            kid: key.kid,
+            algorithms: vec![key.algorithm],
+            key: key.key,
+        });
     }
 
     /// Verifies `token` and returns its claims.

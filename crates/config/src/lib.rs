@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use auth::AuthConfig;
+pub use auth::{AuthConfig, RateLimitConfig, SmtpConfig, SmtpTls};
 pub use realtime::RealtimeConfig;
 pub use secret::Secret;
-pub use storage::StorageConfig;
+pub use storage::{S3Config, StorageBackend, StorageConfig, parse_byte_size};
 
 /// Default port of the HTTP API, the same as `supabase start`.
 pub const DEFAULT_API_PORT: u16 = 54321;

@@ -69,6 +69,9 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o711))
         .with_context(|| format!("cannot set permissions of {}", config.data_dir.display()))?;
     let (secrets, first_run) = secrets::load_or_create(&config)?;
+    // Refuse to start with unreadable auth signing keys rather than issue HS256 tokens instead.
+    manifold_auth::signing::SigningKeys::from_config(&config.auth)
+        .context("auth signing keys (auth.signing_keys / auth.trusted_jwks)")?;
 
     let (cluster, admin_url, api_url) = match &config.database.url {
         Some(url) => {
@@ -110,7 +113,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let cache = SchemaCacheStore::load(&admin_url, config.rest.schemas.clone(), db.clone())
         .await
         .context("loading the schema cache")?;
-    let state = build_state(config, db, cache, secrets.keys.clone());
+        let state = build_state(config, db, cache, &admin_url, secrets.keys.clone());
     Ok(Prepared {
         state,
         cluster,
@@ -125,14 +128,16 @@ pub fn build_state(
     config: Config,
     db: Db,
     cache: Arc<SchemaCacheStore>,
+    admin_url: &str,
     keys: ProjectKeys,
 ) -> AppState {
     let gatekeeper = Gatekeeper::new(keys, &config);
     AppState {
         config: Arc::new(config),
         db,
-        gatekeeper: Arc::new(gatekeeper),
+                gatekeeper: Arc::new(gatekeeper),
         cache,
+        admin_url: manifold_config::Secret::new(admin_url),
     }
 }
 
@@ -170,7 +175,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.config.api.shutdown_grace_secs);
-    let listener_task = tokio::spawn(state.cache.clone().listen(shutdown.clone()));
+        let listener_task = tokio::spawn(state.cache.clone().listen(shutdown.clone()));
+    let realtime_task = manifold_realtime::start(state.realtime(), shutdown.clone());
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let server =
         axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -185,8 +191,9 @@ pub async fn serve(
             Ok(())
         }
     };
-    shutdown.cancel();
+        shutdown.cancel();
     let _ = listener_task.await;
+    let _ = realtime_task.await;
     served
 }
 

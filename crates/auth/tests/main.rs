@@ -1,0 +1,12 @@
+//! Database and HTTP tests of manifold-auth: the real router on a test database.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod claims;
+mod common;
+mod flows;
+mod hook;
+mod limits;
+mod refresh;
+mod rls;
+mod smtp;

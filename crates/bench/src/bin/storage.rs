@@ -1,0 +1,296 @@
+//! `/storage/v1` benchmark: upload and download one large object (1 GiB by default) through a
+//! server running in its own process, next to `dd` writing and reading the same amount on the
+//! same filesystem in the same run, and the server process's peak RSS (VmHWM). Targets: peak
+//! RSS under 100 MB; at least 70% of the disk's throughput.
+//!
+//! `cargo run --release -p manifold-bench --bin storage [MiB]`
+//!
+//! The client speaks HTTP/1.1 over a plain socket, so the body streams from a reused buffer and
+//! the client costs no copy or allocation per chunk.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use manifold_testkit::{TestDb, TestServer};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::net::TcpStream;
+
+/// Set in the child process: the database and directory to serve.
+const CHILD_ENV: &str = "MANIFOLD_BENCH_STORAGE_SERVER";
+/// Size of each write and read the client makes.
+const CHUNK: usize = 1 << 20;
+/// Default object size in MiB.
+const DEFAULT_MIB: u64 = 1024;
+
+#[allow(clippy::print_stdout, reason = "the benchmark's report is its output")]
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return runtime.block_on(serve(&spec));
+    }
+    let mib: u64 = match std::env::args().nth(1) {
+        Some(text) => text
+            .parse()
+            .context("the argument is the object size in MiB")?,
+        None => DEFAULT_MIB,
+    };
+    runtime.block_on(run(mib))
+}
+
+/// The child: a server on the given database, until its parent kills it.
+async fn serve(spec: &str) -> anyhow::Result<()> {
+    let spec: serde_json::Value = serde_json::from_str(spec)?;
+    let text = |key: &str| spec[key].as_str().map(str::to_owned).context("spec field");
+    let db = TestDb {
+        name: text("name")?,
+        admin_url: text("admin_url")?,
+        api_url: text("api_url")?,
+    };
+    let dir = std::path::PathBuf::from(text("dir")?);
+    let server = TestServer::start_with(&db, |config| {
+        config.storage.local_dir = Some(dir);
+    })
+    .await;
+    #[allow(clippy::print_stdout, reason = "the parent reads this line")]
+    {
+        println!("READY {} {}", server.url, server.keys.service_role_key);
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+struct ServerProcess {
+    child: Child,
+    addr: String,
+    auth: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    fn start(db: &TestDb, dir: &Path) -> anyhow::Result<ServerProcess> {
+        let spec = json!({
+            "name": db.name, "admin_url": db.admin_url, "api_url": db.api_url, "dir": dir,
+        });
+        let mut child = Command::new(std::env::current_exe()?)
+            .env(CHILD_ENV, spec.to_string())
+            .env("MANIFOLD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = loop {
+            let Some(line) = lines.next() else {
+                bail!("the server process exited before it was ready");
+            };
+            if let Some(rest) = line?.strip_prefix("READY ") {
+                break rest.to_owned();
+            }
+        };
+        let (url, key) = ready.split_once(' ').context("READY line")?;
+        Ok(ServerProcess {
+            addr: url.trim_start_matches("http://").to_owned(),
+            auth: format!("Bearer {key}"),
+            child,
+        })
+    }
+
+    /// Peak resident set size of the server process, in bytes (Linux `VmHWM`).
+    fn peak_rss(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .context("VmHWM in /proc/<pid>/status")?;
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("VmHWM value")?
+            .parse()?;
+        Ok(kib * 1024)
+    }
+
+    /// Sends one request; returns the status and the response head's lines.
+    async fn request(&self, head: &str, body_len: u64) -> anyhow::Result<(TcpStream, Duration)> {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(&self.addr).await?;
+        stream.set_nodelay(true)?;
+        stream.write_all(head.as_bytes()).await?;
+        if body_len > 0 {
+            let chunk = vec![0x5au8; CHUNK];
+            let mut left = body_len;
+            while left > 0 {
+                let n = usize::try_from(left.min(CHUNK as u64))?;
+                stream.write_all(&chunk[..n]).await?;
+                left -= n as u64;
+            }
+        }
+        Ok((stream, started.elapsed()))
+    }
+}
+
+/// Reads a response head; returns the status and the content length.
+async fn read_head(reader: &mut AsyncBufReader<TcpStream>) -> anyhow::Result<(u16, u64)> {
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .context("status line")?
+        .parse()?;
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await?;
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = trimmed.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse()?;
+        }
+    }
+    Ok((status, length))
+}
+
+fn dd(args: &[&str]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let status = Command::new("dd")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("dd {args:?} failed");
+    }
+    Ok(started.elapsed())
+}
+
+fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / 1e6 / elapsed.as_secs_f64()
+}
+
+#[allow(clippy::print_stdout, reason = "the benchmark's report is its output")]
+async fn run(mib: u64) -> anyhow::Result<()> {
+    let size = mib << 20;
+    let db = TestDb::create().await;
+    let dir = tempfile_dir()?;
+    let server = ServerProcess::start(&db, &dir)?;
+    let idle_rss = server.peak_rss()?;
+
+    // The raw disk in the same run: dd writes and reads the same amount in the same directory
+    // (through the page cache, as the server does; the synced write is shown for reference).
+    let dd_file = dir.join("dd.bin");
+    let of = format!("of={}", dd_file.display());
+    let count = format!("count={mib}");
+    let dd_write = dd(&["if=/dev/zero", &of, "bs=1M", &count])?;
+    let dd_sync = dd(&["if=/dev/zero", &of, "bs=1M", &count, "conv=fdatasync"])?;
+    let dd_read = dd(&[
+        &format!("if={}", dd_file.display()),
+        "of=/dev/null",
+        "bs=1M",
+    ])?;
+    std::fs::remove_file(&dd_file)?;
+
+    // Bucket, then the upload: raw body, content-length known, streamed from one buffer.
+    let body = r#"{"name":"bench"}"#;
+    let head = format!(
+        "POST /storage/v1/bucket HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        server.addr,
+        server.auth,
+        body.len()
+    );
+    let (stream, _) = server.request(&head, 0).await?;
+    let (status, _) = read_head(&mut AsyncBufReader::new(stream)).await?;
+    if status != 200 {
+        bail!("creating the bucket answered {status}");
+    }
+
+    let head = format!(
+        "POST /storage/v1/object/bench/big.bin HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
+         content-type: application/octet-stream\r\ncontent-length: {size}\r\n\
+         connection: close\r\n\r\n",
+        server.addr, server.auth
+    );
+    let started = Instant::now();
+    let (stream, _) = server.request(&head, size).await?;
+    let (status, _) = read_head(&mut AsyncBufReader::new(stream)).await?;
+    let upload = started.elapsed();
+    if status != 200 {
+        bail!("the upload answered {status}");
+    }
+
+    let head = format!(
+        "GET /storage/v1/object/bench/big.bin HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
+         connection: close\r\n\r\n",
+        server.addr, server.auth
+    );
+    let started = Instant::now();
+    let (stream, _) = server.request(&head, 0).await?;
+    let mut reader = AsyncBufReader::with_capacity(CHUNK, stream);
+    let (status, length) = read_head(&mut reader).await?;
+    if status != 200 || length != size {
+        bail!("the download answered {status} with {length} bytes");
+    }
+    let mut buffer = vec![0u8; CHUNK];
+    let mut received = 0u64;
+    while received < size {
+        let n = reader.read(&mut buffer).await?;
+        if n == 0 {
+            bail!("the download ended after {received} bytes");
+        }
+        received += n as u64;
+    }
+    let download = started.elapsed();
+    let peak_rss = server.peak_rss()?;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let up = mb_per_s(size, upload);
+    let down = mb_per_s(size, download);
+    let disk_write = mb_per_s(size, dd_write);
+    let disk_read = mb_per_s(size, dd_read);
+    println!("object size                 {mib} MiB");
+    println!(
+        "dd write (page cache)       {disk_write:>8.0} MB/s   (with fdatasync {:.0} MB/s)",
+        mb_per_s(size, dd_sync)
+    );
+    println!("dd read                     {disk_read:>8.0} MB/s");
+    println!(
+        "upload                      {up:>8.0} MB/s   {:>5.1}% of dd write",
+        100.0 * up / disk_write
+    );
+    println!(
+        "download                    {down:>8.0} MB/s   {:>5.1}% of dd read",
+        100.0 * down / disk_read
+    );
+    println!(
+        "server peak RSS             {:>8.1} MB      (idle {:.1} MB; target < 100 MB)",
+        peak_rss as f64 / 1e6,
+        idle_rss as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// A fresh directory under the system temp dir for objects and the dd file.
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("manifold-bench-storage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

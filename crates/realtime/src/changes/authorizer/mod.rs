@@ -1,0 +1,314 @@
+//! Deciding which subscriber may see which change, for a whole batch at once. A table's SELECT
+//! policies for a role become a [`plan::Plan`]; a compiled plan answers every (row image,
+//! identity) pair of the batch in one query run as the role, with each identity's settings as a
+//! column; a plan that cannot be compiled, or a compiled query that fails (a policy raising for
+//! one identity's claims), is answered per identity with the real settings applied, so an error
+//! only ever denies the identity it belongs to. Row images are the committed ones from the WAL,
+//! turned back into a typed row by `jsonb_populate_record`.
+
+mod compile;
+mod plan;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::join_all;
+use manifold_db::{Access, RequestContext, RequestInfo};
+
+pub(crate) use plan::Plan;
+
+use crate::changes::catalog::{Catalog, Table};
+use crate::error::StoreError;
+
+/// The `search_path` subscriber checks run with, the same as an API request's default.
+pub(crate) const SEARCH_PATH: &str = "public, extensions";
+
+const ROLE_SQL: &str =
+    "select set_config('role', $1::text, true), set_config('search_path', $2::text, true)";
+
+/// Applies an identity's settings, in order, as the REST layer does.
+const SETTINGS_SQL: &str =
+    "select set_config(s.key, s.value, true) from json_each_text($1::text::json) as s";
+
+// The batch query: pairs of (row, identity) indexes; each row image is rebuilt as the table's
+// row type and aliased with the table's own name, which is how policy text refers to it.
+const COMPILED_HEAD: &str = "with __rt_in as materialized (select $1::text::jsonb as __rt_rows, \
+     $2::text::jsonb as __rt_subs) select __rt_p.c, __rt_p.s \
+     from __rt_in, unnest($3::int4[], $4::int4[]) as __rt_p(c, s) \
+     cross join lateral jsonb_populate_record(null::";
+const COMPILED_ROW: &str = ", __rt_in.__rt_rows -> __rt_p.c) as ";
+const COMPILED_SUBS: &str = " cross join lateral (select __rt_in.__rt_subs -> __rt_p.s \
+     as __rt_settings) as __rt_s where (";
+
+const SINGLE_HEAD: &str = "select (__rt_c.i - 1)::int4 from \
+     jsonb_array_elements($1::text::jsonb) with ordinality as __rt_c(doc, i) \
+     cross join lateral jsonb_populate_record(null::";
+const SINGLE_ROW: &str = ", __rt_c.doc) as ";
+const WHERE_OPEN: &str = " where (";
+
+/// Who a subscriber is to the database: role and the settings a request would carry.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Identity {
+    pub(crate) role: String,
+    settings: Vec<(String, String)>,
+    settings_json: String,
+}
+
+impl Identity {
+    /// The identity of `role` with these claims (JSON object text, `role` included), with the
+    /// same settings a REST request sets, plus `extra` (e.g. `realtime.topic`).
+    pub(crate) fn new(role: &str, claims_json: String, extra: &[(&str, &str)]) -> Self {
+        let info = RequestInfo {
+            claims: claims_json,
+            method: "GET".to_owned(),
+            path: "/realtime/v1".to_owned(),
+            headers: "{}".to_owned(),
+            cookies: "{}".to_owned(),
+        };
+        let mut settings =
+            RequestContext::new(role, SEARCH_PATH.to_owned(), info, Access::ReadOnly).settings;
+        settings.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let object: serde_json::Map<String, serde_json::Value> = settings
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        Self {
+            role: role.to_owned(),
+            settings_json: serde_json::Value::Object(object).to_string(),
+            settings,
+        }
+    }
+
+    /// The settings as one JSON object (name → value).
+    pub(crate) fn settings_json(&self) -> &str {
+        &self.settings_json
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.settings.iter().map(|(name, _)| name.as_str())
+    }
+}
+
+/// Policy plans per (table, role), and their evaluation.
+#[derive(Debug)]
+pub(crate) struct Authorizer {
+    catalog: Arc<Catalog>,
+    plans: Mutex<HashMap<(u32, String), Arc<Plan>>>,
+}
+
+impl Authorizer {
+    pub(crate) fn new(catalog: Arc<Catalog>) -> Self {
+        Self {
+            catalog,
+            plans: Mutex::default(),
+        }
+    }
+
+    /// Forgets every plan, after DDL (policies, grants, functions may have changed).
+    pub(crate) fn invalidate(&self) {
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.clear();
+        }
+    }
+
+    /// The plan of `table` for `role`.
+    pub(crate) async fn plan(&self, table: &Table, role: &str) -> Result<Arc<Plan>, StoreError> {
+        let key = (table.oid, role.to_owned());
+        if let Some(plan) = self.plans.lock().ok().and_then(|p| p.get(&key).cloned()) {
+            return Ok(plan);
+        }
+        let access = self.catalog.access(table, role).await?;
+        let settings: HashSet<String> = Identity::new(role, "{}".into(), &[])
+            .names()
+            .map(str::to_owned)
+            .collect();
+        let mut client = self.catalog.pool().get().await?;
+        let plan = Arc::new(plan::build(&mut client, table, role, &access, &settings).await?);
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.insert(key, plan.clone());
+        }
+        Ok(plan)
+    }
+
+    /// For each `(row, identity)` pair, whether that identity may see that row image. `rows`
+    /// are JSON objects of the full row; every identity has `role`.
+    pub(crate) async fn authorize(
+        &self,
+        table: &Table,
+        role: &str,
+        rows: &[String],
+        identities: &[Arc<Identity>],
+        pairs: &[(usize, usize)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let plan = self.plan(table, role).await?;
+        match plan.as_ref() {
+            Plan::AllowAll => Ok(vec![true; pairs.len()]),
+            Plan::DenyAll => Ok(vec![false; pairs.len()]),
+            Plan::Compiled {
+                predicate,
+                original,
+            } => match self
+                .compiled(table, role, predicate, rows, identities, pairs)
+                .await
+            {
+                Ok(allowed) => Ok(allowed),
+                Err(error) => {
+                    tracing::debug!(%error, table = %table.name, "compiled check failed; per identity");
+                    Ok(self
+                        .per_identity(table, original, rows, identities, pairs)
+                        .await)
+                }
+            },
+            Plan::PerIdentity { original } => Ok(self
+                .per_identity(table, original, rows, identities, pairs)
+                .await),
+        }
+    }
+
+    async fn compiled(
+        &self,
+        table: &Table,
+        role: &str,
+        predicate: &str,
+        rows: &[String],
+        identities: &[Arc<Identity>],
+        pairs: &[(usize, usize)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut sql = String::from(COMPILED_HEAD);
+        push_table(&mut sql, table);
+        sql.push_str(COMPILED_ROW);
+        push_quoted(&mut sql, &table.name);
+        sql.push_str(COMPILED_SUBS);
+        sql.push_str(predicate);
+        sql.push(')');
+        let rows_json = json_array(rows.iter().map(String::as_str));
+        let subs_json = json_array(identities.iter().map(|i| i.settings_json()));
+        let (row_indexes, sub_indexes): (Vec<i32>, Vec<i32>) = pairs
+            .iter()
+            .map(|&(row, sub)| (index_i32(row), index_i32(sub)))
+            .unzip();
+        let mut client = self.catalog.pool().get().await?;
+        let transaction = client.transaction().await?;
+        transaction
+            .query(ROLE_SQL, &[&role, &SEARCH_PATH])
+            .await?;
+        let statement = transaction.prepare_cached(&sql).await?;
+        let visible = transaction
+            .query(
+                &statement,
+                &[&rows_json, &subs_json, &row_indexes, &sub_indexes],
+            )
+            .await?;
+        transaction.commit().await?;
+        let allowed: HashSet<(i32, i32)> =
+            visible.iter().map(|row| (row.get(0), row.get(1))).collect();
+        Ok(row_indexes
+            .iter()
+            .zip(&sub_indexes)
+            .map(|(row, sub)| allowed.contains(&(*row, *sub)))
+            .collect())
+    }
+
+    async fn per_identity(
+        &self,
+        table: &Table,
+        original: &str,
+        rows: &[String],
+        identities: &[Arc<Identity>],
+        pairs: &[(usize, usize)],
+    ) -> Vec<bool> {
+        let mut wanted: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &(row, sub) in pairs {
+            wanted.entry(sub).or_default().push(row);
+        }
+        let mut sql = String::from(SINGLE_HEAD);
+        push_table(&mut sql, table);
+        sql.push_str(SINGLE_ROW);
+        push_quoted(&mut sql, &table.name);
+        sql.push_str(WHERE_OPEN);
+        sql.push_str(original);
+        sql.push(')');
+        let checks = wanted.iter().map(|(&sub, row_indexes)| {
+            let sql = &sql;
+            async move {
+                let identity = identities.get(sub)?;
+                let docs = json_array(
+                    row_indexes
+                        .iter()
+                        .filter_map(|&i| rows.get(i).map(String::as_str)),
+                );
+                match self.single(sql, identity, &docs).await {
+                    Ok(visible) => Some((
+                        sub,
+                        visible
+                            .iter()
+                            .filter_map(|&i| row_indexes.get(usize::try_from(i).ok()?).copied())
+                            .collect::<HashSet<usize>>(),
+                    )),
+                    Err(error) => {
+                        // A policy that raises for these claims hides the change from this
+                        // identity only.
+                        tracing::warn!(%error, table = %table.name, "policy check failed for one identity");
+                        None
+                    }
+                }
+            }
+        });
+        let visible: HashMap<usize, HashSet<usize>> =
+            join_all(checks).await.into_iter().flatten().collect();
+        pairs
+            .iter()
+            .map(|(row, sub)| visible.get(sub).is_some_and(|rows| rows.contains(row)))
+            .collect()
+    }
+
+    async fn single(
+        &self,
+        sql: &str,
+        identity: &Identity,
+        docs: &str,
+    ) -> Result<Vec<i32>, StoreError> {
+        let mut client = self.catalog.pool().get().await?;
+        let transaction = client.transaction().await?;
+        transaction
+            .query(SETTINGS_SQL, &[&identity.settings_json()])
+            .await?;
+        let statement = transaction.prepare_cached(sql).await?;
+        let rows = transaction.query(&statement, &[&docs]).await?;
+        transaction.commit().await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+}
+
+fn index_i32(index: usize) -> i32 {
+    i32::try_from(index).unwrap_or(i32::MAX)
+}
+
+/// Joins JSON texts into a JSON array text.
+pub(crate) fn json_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::from("[");
+    for (index, item) in items.enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push(']');
+    out
+}
+
+/// `"schema"."table"`, both catalog names.
+fn push_table(sql: &mut String, table: &Table) {
+    push_quoted(sql, &table.schema);
+    sql.push('.');
+    push_quoted(sql, &table.name);
+}
+
+/// Appends a catalog name as a quoted identifier.
+fn push_quoted(sql: &mut String, name: &str) {
+    sql.push('"');
+    sql.push_str(&name.replace('"', "\"\""));
+    sql.push('"');
+}

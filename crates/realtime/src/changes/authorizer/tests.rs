@@ -1,0 +1,282 @@
+//! The differential test: the compiled authorizer (and its per-identity fallback) against real
+//! RLS, on random rows and random users.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use manifold_db::{Access, Db, RequestContext, RequestInfo, create_pool};
+use manifold_sql::Statement;
+use manifold_testkit::TestDb;
+use serde_json::{Value, json};
+
+use super::{Authorizer, Identity, Plan, SEARCH_PATH};
+use crate::changes::catalog::Catalog;
+
+const FIXTURE: &str = r#"
+create schema app;
+grant usage on schema app to anon, authenticated;
+create function app.org_id() returns uuid language sql stable
+  as $$ select nullif(auth.jwt() ->> 'organization_id', '')::uuid $$;
+create function app.is_admin() returns boolean language sql stable
+  as $$ select coalesce((auth.jwt() ->> 'org_role') = 'admin', false) $$;
+create function app.level_of(claims jsonb) returns int language sql immutable
+  as $$ select coalesce((claims ->> 'level')::int, 0) $$;
+create function app.lookup(uuid) returns boolean language plpgsql volatile
+  as $$ begin return $1 is not null and current_setting('request.jwt.claim.sub', true) <> ''; end $$;
+grant execute on all functions in schema app to anon, authenticated;
+create table app.shares (item int8, grantee uuid);
+grant select on app.shares to anon, authenticated;
+
+create table public.diff_items (
+  id int8 primary key, org uuid, owner uuid, open boolean, archived boolean, level int, n text
+);
+alter table public.diff_items enable row level security;
+create policy by_org on public.diff_items for select to authenticated
+  using (org = app.org_id());
+create policy by_owner on public.diff_items for select to authenticated
+  using (owner = (select auth.uid()));
+create policy shared on public.diff_items for select to authenticated
+  using (exists (select 1 from app.shares s where s.item = diff_items.id and s.grantee = auth.uid()));
+create policy open_rows on public.diff_items for select to anon, authenticated
+  using (open and level <= app.level_of(current_setting('request.jwt.claims', true)::jsonb));
+create policy not_archived on public.diff_items as restrictive for select to authenticated
+  using (not archived or app.is_admin());
+
+create table public.diff_fallback (id int8 primary key, owner uuid);
+alter table public.diff_fallback enable row level security;
+create policy volatile_check on public.diff_fallback for select to authenticated
+  using (app.lookup(owner) and owner = auth.uid());
+
+create table public.diff_errors (id int8 primary key, threshold int);
+alter table public.diff_errors enable row level security;
+create policy cast_claim on public.diff_errors for select to authenticated
+  using (threshold < (auth.jwt() ->> 'n')::int);
+"#;
+
+/// A small deterministic generator (xorshift64*).
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const ORGS: &[&str] = &[
+    "00000000-0000-0000-0000-0000000000a1",
+    "00000000-0000-0000-0000-0000000000a2",
+    "00000000-0000-0000-0000-0000000000a3",
+];
+const USERS: &[&str] = &[
+    "00000000-0000-0000-0000-0000000000b1",
+    "00000000-0000-0000-0000-0000000000b2",
+    "00000000-0000-0000-0000-0000000000b3",
+    "00000000-0000-0000-0000-0000000000b4",
+];
+
+fn random_claims(random: &mut Random) -> (String, Value) {
+    let role = if random.below(5) == 0 {
+        "anon"
+    } else {
+        "authenticated"
+    };
+    let mut claims = json!({ "role": role });
+    if random.below(6) != 0 {
+        claims["sub"] = json!(random.pick(USERS));
+    }
+    match random.below(5) {
+        0 => {}
+        1 => claims["organization_id"] = json!(""),
+        _ => claims["organization_id"] = json!(random.pick(ORGS)),
+    }
+    if random.below(3) == 0 {
+        claims["org_role"] = json!(random.pick(&["admin", "member"]));
+    }
+    if random.below(2) == 0 {
+        claims["level"] = json!(random.below(4));
+    }
+    claims["n"] = json!(random.pick(&["1", "5", "9", "abc"]));
+    (role.to_owned(), claims)
+}
+
+/// What real RLS shows `claims` of table `table` (an error shows nothing).
+async fn visible(db: &Db, role: &str, claims: &Value, sql: &'static str) -> BTreeSet<i64> {
+    let info = RequestInfo {
+        claims: claims.to_string(),
+        method: "GET".into(),
+        path: "/realtime/v1".into(),
+        headers: "{}".into(),
+        cookies: "{}".into(),
+    };
+    let ctx = RequestContext::new(role, SEARCH_PATH.to_owned(), info, Access::ReadOnly);
+    match db.run(&ctx, &Statement::from_static(sql)).await {
+        Ok(rows) => rows.iter().map(|row| row.get(0)).collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+async fn compare(
+    authorizer: &Authorizer,
+    catalog: &Catalog,
+    api: &Db,
+    admin: &tokio_postgres::Client,
+    table: &str,
+    list_sql: &'static str,
+    docs_sql: &'static str,
+    users: &[(String, Value)],
+) -> usize {
+    let oid: i64 = admin
+        .query_one("select $1::text::regclass::oid::int8", &[&table])
+        .await
+        .unwrap()
+        .get(0);
+    let table = catalog.table(u32::try_from(oid).unwrap()).await.unwrap();
+    let rows = admin.query(docs_sql, &[]).await.unwrap();
+    let ids: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
+    let docs: Vec<String> = rows.iter().map(|row| row.get(1)).collect();
+    let mut compared = 0;
+    for role in ["anon", "authenticated"] {
+        let members: Vec<&(String, Value)> = users.iter().filter(|(r, _)| r == role).collect();
+        let identities: Vec<Arc<Identity>> = members
+            .iter()
+            .map(|(role, claims)| Arc::new(Identity::new(role, claims.to_string(), &[])))
+            .collect();
+        let pairs: Vec<(usize, usize)> = (0..docs.len())
+            .flat_map(|row| (0..identities.len()).map(move |sub| (row, sub)))
+            .collect();
+        let verdicts = authorizer
+            .authorize(&table, role, &docs, &identities, &pairs)
+            .await
+            .unwrap();
+        for (sub, (role, claims)) in members.iter().enumerate() {
+            let compiled: BTreeSet<i64> = pairs
+                .iter()
+                .zip(&verdicts)
+                .filter(|((_, s), allowed)| *s == sub && **allowed)
+                .map(|((row, _), _)| ids[*row])
+                .collect();
+            let real = visible(api, role, claims, list_sql).await;
+            assert_eq!(compiled, real, "{} for {claims}", table.name);
+            compared += 1;
+        }
+    }
+    compared
+}
+
+#[tokio::test]
+async fn compiled_authorizer_equals_real_rls_on_random_rows_and_users() {
+    let db = TestDb::create().await;
+    db.execute(FIXTURE).await;
+    let admin = db.admin().await;
+    let mut random = Random(0x9E37_79B9_7F4A_7C15);
+    for id in 0..160_i64 {
+        let org = (random.below(4) != 0).then(|| random.pick(ORGS).to_owned());
+        let owner = (random.below(3) != 0).then(|| random.pick(USERS).to_owned());
+        admin
+            .execute(
+                "insert into diff_items values ($1, $2::text::uuid, $3::text::uuid, $4, $5, $6, null)",
+                &[&id, &org, &owner, &(random.below(3) == 0), &(random.below(4) == 0), &(random.below(4) as i32)],
+            )
+            .await
+            .unwrap();
+        admin
+            .execute(
+                "insert into diff_fallback values ($1, $2::text::uuid)",
+                &[&id, &owner],
+            )
+            .await
+            .unwrap();
+        admin
+            .execute(
+                "insert into diff_errors values ($1, $2)",
+                &[&id, &(random.below(10) as i32)],
+            )
+            .await
+            .unwrap();
+        if random.below(8) == 0 {
+            admin
+                .execute(
+                    "insert into app.shares values ($1, $2::text::uuid)",
+                    &[&id, &random.pick(USERS)],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let users: Vec<(String, Value)> = (0..40).map(|_| random_claims(&mut random)).collect();
+
+    let pool = create_pool(&db.admin_url, 4, Duration::from_secs(10)).unwrap();
+    let catalog = Arc::new(Catalog::new(pool));
+    let authorizer = Authorizer::new(catalog.clone());
+    let api = Db::new(create_pool(&db.api_url, 4, Duration::from_secs(10)).unwrap());
+
+    let items = catalog
+        .table(
+            u32::try_from(
+                admin
+                    .query_one("select 'public.diff_items'::regclass::oid::int8", &[])
+                    .await
+                    .unwrap()
+                    .get::<_, i64>(0),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    for role in ["anon", "authenticated"] {
+        let plan = authorizer.plan(&items, role).await.unwrap();
+        assert!(
+            matches!(plan.as_ref(), Plan::Compiled { .. }),
+            "{role}: {plan:?}"
+        );
+    }
+
+    let compared = compare(
+        &authorizer,
+        &catalog,
+        &api,
+        &admin,
+        "public.diff_items",
+        "select id from public.diff_items",
+        "select id, to_jsonb(t)::text from public.diff_items t order by id",
+        &users,
+    )
+    .await;
+    assert_eq!(compared, users.len());
+
+    compare(
+        &authorizer,
+        &catalog,
+        &api,
+        &admin,
+        "public.diff_fallback",
+        "select id from public.diff_fallback",
+        "select id, to_jsonb(t)::text from public.diff_fallback t order by id",
+        &users,
+    )
+    .await;
+    // A policy that raises for some claims ("abc"::int) denies those identities only.
+    compare(
+        &authorizer,
+        &catalog,
+        &api,
+        &admin,
+        "public.diff_errors",
+        "select id from public.diff_errors",
+        "select id, to_jsonb(t)::text from public.diff_errors t order by id",
+        &users,
+    )
+    .await;
+}

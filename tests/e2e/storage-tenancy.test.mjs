@@ -1,0 +1,158 @@
+// Issue 7: tenant isolation for files in the default `org-files` bucket (storage/0004) and in
+// the fixture bucket `org-scratch` (tests/fixtures/0020_storage.sql, which allows updates so
+// that moves can be shown both allowed and refused). The organization and role come from JWT
+// claims: top-level (custom access-token hook) or app_metadata.
+import { describe, test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+
+import { SERVICE_ROLE_KEY, client, userClient } from './env.mjs';
+
+const orgA = randomUUID();
+const orgB = randomUUID();
+const admin = client(SERVICE_ROLE_KEY).storage;
+
+/** A member of `org` with `role`, its claims added by the access-token hook (top level). */
+const member = (org, role) => userClient(randomUUID(), { organization_id: org, org_role: role }).storage;
+/** The same, with the claims in app_metadata (set by service-role tools). */
+const memberViaAppMetadata = (org, role) =>
+  userClient(randomUUID(), { app_metadata: { organization_id: org, org_role: role } }).storage;
+
+const driverA = member(orgA, 'driver');
+const adminA = member(orgA, 'admin');
+const managerA = memberViaAppMetadata(orgA, 'manager');
+const viewerA = member(orgA, 'viewer');
+const driverB = member(orgB, 'driver');
+
+const proofB = `${orgB}/deliveries/d-b/signature.png`;
+const photoB = `${orgB}/deliveries/d-b/photo-1.jpg`;
+
+async function ok(promise) {
+  const { data, error } = await promise;
+  assert.equal(error, null, error && JSON.stringify({ message: error.message, ...error }));
+  return data;
+}
+
+function refused(result, ...codes) {
+  assert.ok(result.error, `expected one of ${codes}, got ${JSON.stringify(result.data)}`);
+  assert.ok(codes.includes(result.error.code), `${result.error.code}: ${result.error.message}`);
+}
+
+async function contentOf(bucket, path) {
+  const blob = await ok(admin.from(bucket).download(path));
+  return Buffer.from(await blob.arrayBuffer()).toString('utf8');
+}
+
+before(async () => {
+  // Organization B's delivery proof, uploaded by its own driver.
+  await ok(driverB.from('org-files').upload(proofB, Buffer.from('signature of B'), { contentType: 'image/png' }));
+  await ok(driverB.from('org-files').upload(photoB, Buffer.from('photo of B'), { contentType: 'image/jpeg' }));
+  await ok(admin.from('org-scratch').upload(`${orgB}/notes/b.txt`, Buffer.from('scratch of B')));
+});
+
+describe('org-files: members of the organization', () => {
+  test('a driver writes delivery proof under {org}/deliveries/{id}/ and members read it', async () => {
+    const path = `${orgA}/deliveries/d-1/signature.png`;
+    await ok(driverA.from('org-files').upload(path, Buffer.from('signature of A'), { contentType: 'image/png' }));
+    const viewed = await ok(viewerA.from('org-files').download(path));
+    assert.equal(Buffer.from(await viewed.arrayBuffer()).toString(), 'signature of A');
+    const listed = await ok(managerA.from('org-files').list(`${orgA}/deliveries/d-1`));
+    assert.deepEqual(listed.map((entry) => entry.name), ['signature.png']);
+    const { signedUrl } = await ok(viewerA.from('org-files').createSignedUrl(path, 60));
+    assert.equal(await (await fetch(signedUrl)).text(), 'signature of A');
+  });
+
+  test('a signature cannot be overwritten once written, not even by its driver', async () => {
+    const path = `${orgA}/deliveries/d-2/signature.png`;
+    await ok(driverA.from('org-files').upload(path, Buffer.from('original'), { contentType: 'image/png' }));
+    refused(await driverA.from('org-files').upload(path, Buffer.from('forged')), 'ResourceAlreadyExists');
+    refused(await driverA.from('org-files').upload(path, Buffer.from('forged'), { upsert: true }), 'AccessDenied');
+    refused(await driverA.from('org-files').update(path, Buffer.from('forged')), 'AccessDenied');
+    refused(await adminA.from('org-files').update(path, Buffer.from('forged')), 'AccessDenied');
+    const signed = await ok(driverA.from('org-files').createSignedUploadUrl(`${orgA}/deliveries/d-2/other.png`));
+    assert.ok(signed.token);
+    refused(await driverA.from('org-files').createSignedUploadUrl(path, { upsert: true }), 'AccessDenied');
+    assert.equal(await contentOf('org-files', path), 'original');
+  });
+
+  test('a driver writes only delivery proof; a viewer writes nothing', async () => {
+    refused(await driverA.from('org-files').upload(`${orgA}/bottles/b-1/photo.jpg`, Buffer.from('x')), 'AccessDenied');
+    refused(await driverA.from('org-files').upload(`${orgA}/deliveries/loose.png`, Buffer.from('x')), 'AccessDenied');
+    refused(await viewerA.from('org-files').upload(`${orgA}/deliveries/d-3/signature.png`, Buffer.from('x')), 'AccessDenied');
+    await ok(managerA.from('org-files').upload(`${orgA}/bottles/b-1/photo.jpg`, Buffer.from('bottle')));
+  });
+
+  test('only admins delete', async () => {
+    const path = `${orgA}/deliveries/d-4/photo-1.jpg`;
+    await ok(driverA.from('org-files').upload(path, Buffer.from('p')));
+    assert.deepEqual(await ok(driverA.from('org-files').remove([path])), []);
+    assert.deepEqual(await ok(managerA.from('org-files').remove([path])), []);
+    assert.equal((await admin.from('org-files').exists(path)).data, true);
+    const removed = await ok(adminA.from('org-files').remove([path]));
+    assert.deepEqual(removed.map((row) => row.name), [path]);
+    assert.equal((await admin.from('org-files').exists(path)).data, false);
+  });
+
+  test('a member copies within the organization (INSERT + SELECT)', async () => {
+    const source = `${orgA}/deliveries/d-1/signature.png`;
+    const copy = await ok(managerA.from('org-files').copy(source, `${orgA}/archive/d-1-signature.png`));
+    assert.equal(copy.path, `org-files/${orgA}/archive/d-1-signature.png`);
+  });
+});
+
+describe('org-files: organization A cannot touch organization B', () => {
+  test('cannot list B’s folders', async () => {
+    assert.deepEqual(await ok(adminA.from('org-files').list(`${orgB}/deliveries/d-b`)), []);
+    const root = await ok(adminA.from('org-files').list());
+    assert.ok(!root.some((entry) => entry.name === orgB), 'B’s top folder is invisible');
+    assert.ok(root.some((entry) => entry.name === orgA), 'A’s own folder is listed');
+    const v2 = await ok(adminA.from('org-files').listV2({ prefix: `${orgB}/` }));
+    assert.deepEqual(v2.objects, []);
+  });
+
+  test('cannot read, inspect or sign B’s files', async () => {
+    refused(await adminA.from('org-files').download(proofB), 'NoSuchKey');
+    refused(await adminA.from('org-files').info(proofB), 'NoSuchKey');
+    assert.equal((await adminA.from('org-files').exists(proofB)).data, false);
+    refused(await adminA.from('org-files').createSignedUrl(proofB, 60), 'NoSuchKey');
+    const batch = await ok(adminA.from('org-files').createSignedUrls([proofB, photoB], 60));
+    assert.ok(batch.every((item) => item.signedUrl === null && item.error));
+  });
+
+  test('cannot overwrite B’s files or add files to B’s folders', async () => {
+    refused(await adminA.from('org-files').upload(proofB, Buffer.from('forged'), { upsert: true }), 'AccessDenied');
+    refused(await adminA.from('org-files').update(proofB, Buffer.from('forged')), 'AccessDenied');
+    refused(await driverA.from('org-files').upload(`${orgB}/deliveries/d-b/extra.png`, Buffer.from('x')), 'AccessDenied');
+    refused(await driverA.from('org-files').createSignedUploadUrl(`${orgB}/deliveries/d-b/extra.png`), 'AccessDenied');
+    assert.equal(await contentOf('org-files', proofB), 'signature of B');
+  });
+
+  test('cannot move, copy or delete B’s files', async () => {
+    refused(await adminA.from('org-files').move(proofB, `${orgA}/stolen.png`), 'NoSuchKey');
+    refused(await adminA.from('org-files').copy(proofB, `${orgA}/stolen.png`), 'NoSuchKey');
+    assert.deepEqual(await ok(adminA.from('org-files').remove([proofB, photoB])), []);
+    assert.equal(await contentOf('org-files', proofB), 'signature of B');
+    assert.equal(await contentOf('org-files', photoB), 'photo of B');
+    assert.equal((await admin.from('org-files').exists(`${orgA}/stolen.png`)).data, false);
+  });
+
+  test('a token without organization claims sees nothing', async () => {
+    const stranger = userClient(randomUUID()).storage;
+    refused(await stranger.from('org-files').download(proofB), 'NoSuchKey');
+    assert.deepEqual(await ok(stranger.from('org-files').list(orgB)), []);
+  });
+});
+
+describe('org-scratch: moves are allowed inside the organization only', () => {
+  test('A moves its own file, but not B’s, and not into B’s folder', async () => {
+    const files = adminA.from('org-scratch');
+    await ok(files.upload(`${orgA}/notes/a.txt`, Buffer.from('scratch of A')));
+    await ok(files.move(`${orgA}/notes/a.txt`, `${orgA}/notes/renamed.txt`));
+    assert.equal(await contentOf('org-scratch', `${orgA}/notes/renamed.txt`), 'scratch of A');
+    refused(await files.move(`${orgB}/notes/b.txt`, `${orgA}/notes/taken.txt`), 'NoSuchKey');
+    refused(await files.move(`${orgA}/notes/renamed.txt`, `${orgB}/notes/planted.txt`), 'AccessDenied');
+    assert.equal(await contentOf('org-scratch', `${orgA}/notes/renamed.txt`), 'scratch of A');
+    assert.equal(await contentOf('org-scratch', `${orgB}/notes/b.txt`), 'scratch of B');
+    assert.equal((await admin.from('org-scratch').exists(`${orgB}/notes/planted.txt`)).data, false);
+  });
+});
