@@ -8,8 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use manifold_auth::Gatekeeper;
 use manifold_config::Config;
+use manifold_config::Secret;
 use manifold_db::Db;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 /// What the `/realtime/v1` handlers share.
 #[derive(Clone, Debug)]
@@ -20,6 +22,15 @@ pub struct RealtimeState {
     pub gatekeeper: Arc<Gatekeeper>,
     /// Settings.
     pub config: Arc<Config>,
+    /// Superuser (or replication-capable) URL of the database, for the replication reader.
+    pub admin_url: Secret,
+}
+
+/// Starts realtime's background work (the replication reader) until `shutdown`. The server
+/// awaits the returned task after the HTTP server stopped.
+pub fn start(state: RealtimeState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let _ = state;
+    tokio::spawn(async move { shutdown.cancelled().await })
 }
 
 /// Routes for `/realtime/v1/…`.

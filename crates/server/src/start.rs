@@ -110,7 +110,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let cache = SchemaCacheStore::load(&admin_url, config.rest.schemas.clone(), db.clone())
         .await
         .context("loading the schema cache")?;
-    let state = build_state(config, db, cache, secrets.keys.clone());
+    let state = build_state(config, db, cache, &admin_url, secrets.keys.clone());
     Ok(Prepared {
         state,
         cluster,
@@ -125,6 +125,7 @@ pub fn build_state(
     config: Config,
     db: Db,
     cache: Arc<SchemaCacheStore>,
+    admin_url: &str,
     keys: ProjectKeys,
 ) -> AppState {
     let gatekeeper = Gatekeeper::new(keys, &config);
@@ -133,6 +134,7 @@ pub fn build_state(
         db,
         gatekeeper: Arc::new(gatekeeper),
         cache,
+        admin_url: manifold_config::Secret::new(admin_url),
     }
 }
 
@@ -171,6 +173,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.config.api.shutdown_grace_secs);
     let listener_task = tokio::spawn(state.cache.clone().listen(shutdown.clone()));
+    let realtime_task = manifold_realtime::start(state.realtime(), shutdown.clone());
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let server =
         axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -187,6 +190,7 @@ pub async fn serve(
     };
     shutdown.cancel();
     let _ = listener_task.await;
+    let _ = realtime_task.await;
     served
 }
 

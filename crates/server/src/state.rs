@@ -23,6 +23,8 @@ pub struct AppState {
     pub gatekeeper: Arc<Gatekeeper>,
     /// The schema cache.
     pub cache: Arc<SchemaCacheStore>,
+    /// Superuser URL of the database (replication, maintenance).
+    pub admin_url: manifold_config::Secret,
 }
 
 impl FromRef<AppState> for Arc<Gatekeeper> {
@@ -74,6 +76,7 @@ impl AppState {
             db: self.db.clone(),
             gatekeeper: self.gatekeeper.clone(),
             config: self.config.clone(),
+            admin_url: self.admin_url.clone(),
         }
     }
 }

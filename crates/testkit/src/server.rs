@@ -47,7 +47,7 @@ impl TestServer {
             SchemaCacheStore::load(&db.admin_url, config.rest.schemas.clone(), db_pool.clone())
                 .await
                 .unwrap();
-        let state = build_state(config, db_pool, cache, keys.clone());
+        let state = build_state(config, db_pool, cache, &db.admin_url, keys.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
