@@ -18,7 +18,7 @@ end $$;
 create table public.logbook (id serial primary key, entry text);
 ";
 
-async fn server(adjust: impl FnOnce(&mut manifold_testkit::Config)) -> (TestDb, TestServer) {
+async fn serve(adjust: impl FnOnce(&mut manifold_testkit::Config)) -> (TestDb, TestServer) {
     let db = TestDb::create().await;
     db.execute(FIXTURE).await;
     let server = TestServer::start_with(&db, adjust).await;
@@ -49,7 +49,7 @@ async fn get(
 
 #[tokio::test]
 async fn max_rows_caps_reads() {
-    let (_db, server) = server(|config| config.rest.max_rows = Some(3)).await;
+    let (_db, server) = serve(|config| config.rest.max_rows = Some(3)).await;
     let (status, body, headers) = get(
         &server,
         "/rest/v1/sales?select=id&order=id",
@@ -63,12 +63,12 @@ async fn max_rows_caps_reads() {
 
 #[tokio::test]
 async fn aggregates_are_refused_by_default_and_group_when_enabled() {
-    let (_db, server) = server(|_| {}).await;
+    let (_db, server) = serve(|_| {}).await;
     let (status, body, _) = get(&server, "/rest/v1/sales?select=region,amount.sum()", &[]).await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "PGRST123");
 
-    let (_db, server) = server(|config| config.rest.aggregates_enabled = true).await;
+    let (_db, server) = serve(|config| config.rest.aggregates_enabled = true).await;
     let (status, body, _) = get(
         &server,
         "/rest/v1/sales?select=region,total:amount.sum(),count()&order=region",
@@ -142,7 +142,7 @@ async fn tx_end_rollback_keeps_nothing() {
 
 #[tokio::test]
 async fn role_claim_key_and_audience() {
-    let (_db, server) = server(|config| {
+    let (_db, server) = serve(|config| {
         config.rest.jwt_role_claim_key = ".app_metadata.role".into();
         config.rest.jwt_aud = Some("manifold".into());
     })
@@ -175,7 +175,7 @@ async fn role_claim_key_and_audience() {
 
 #[tokio::test]
 async fn an_unknown_table_created_after_start_is_found_by_a_reload() {
-    let (db, server) = server(|_| {}).await;
+    let (db, server) = serve(|_| {}).await;
     db.execute("create table public.brand_new (id int); insert into public.brand_new values (1);")
         .await;
     // No notification needed: the miss itself reloads the cache once.
@@ -186,13 +186,13 @@ async fn an_unknown_table_created_after_start_is_found_by_a_reload() {
 
 #[tokio::test]
 async fn plans_are_served_only_when_enabled() {
-    let (_db, server) = server(|_| {}).await;
+    let (_db, server) = serve(|_| {}).await;
     let accept = "application/vnd.pgrst.plan+json; for=\"application/json\"; options=;";
     let (status, body, _) = get(&server, "/rest/v1/sales?id=eq.1", &[("accept", accept)]).await;
     assert_eq!(status, 406);
     assert_eq!(body["code"], "PGRST107");
 
-    let (_db, server) = server(|config| config.rest.plan_enabled = true).await;
+    let (_db, server) = serve(|config| config.rest.plan_enabled = true).await;
     let (status, body, headers) =
         get(&server, "/rest/v1/sales?id=eq.1", &[("accept", accept)]).await;
     assert_eq!(status, 200, "{body}");
