@@ -148,7 +148,11 @@ impl Db {
     /// Runs one statement in its own request transaction and returns its rows. Begin, settings,
     /// statement and commit go to the server in one round trip; when the statement fails, the
     /// commit turns into a rollback on the server and the statement's error is returned.
-        pub async fn run(&self, ctx: &RequestContext, statement: &Statement) -> Result<Vec<Row>, DbError> {
+    pub async fn run(
+        &self,
+        ctx: &RequestContext,
+        statement: &Statement,
+    ) -> Result<Vec<Row>, DbError> {
         match self.pipelined(ctx, statement, Mode::Query).await? {
             Outcome::Rows(rows) => Ok(rows),
             Outcome::Affected(_) => Ok(Vec::new()),
@@ -156,14 +160,23 @@ impl Db {
     }
 
     /// Like [`Db::run`] for a statement without result rows; returns the rows it affected.
-    pub async fn execute(&self, ctx: &RequestContext, statement: &Statement) -> Result<u64, DbError> {
+    pub async fn execute(
+        &self,
+        ctx: &RequestContext,
+        statement: &Statement,
+    ) -> Result<u64, DbError> {
         match self.pipelined(ctx, statement, Mode::Execute).await? {
             Outcome::Affected(count) => Ok(count),
             Outcome::Rows(rows) => Ok(rows.len() as u64),
         }
     }
 
-    async fn pipelined(&self, ctx: &RequestContext, statement: &Statement, mode: Mode) -> Result<Outcome, DbError> {
+    async fn pipelined(
+        &self,
+        ctx: &RequestContext,
+        statement: &Statement,
+        mode: Mode,
+    ) -> Result<Outcome, DbError> {
         let client = self.checkout().await?;
         // If this future is dropped mid-flight (client went away), the connection may be inside
         // an open transaction: the guard then closes it instead of returning it to the pool.
@@ -257,20 +270,24 @@ async fn pipeline(
     };
     let main_params = params(statement.binds());
     let main_refs: Vec<&(dyn ToSql + Sync)> = as_refs(&main_params);
-        let main_call = async {
+    let main_call = async {
         match mode {
             Mode::Query => client.query(&main, &main_refs).await.map(Outcome::Rows),
-            Mode::Execute => client.execute(&main, &main_refs).await.map(Outcome::Affected),
+            Mode::Execute => client
+                .execute(&main, &main_refs)
+                .await
+                .map(Outcome::Affected),
         }
     };
-    let (rows, committed) = futures_util::future::join(main_call, client.execute(&commit, &[])).await;
+    let (rows, committed) =
+        futures_util::future::join(main_call, client.execute(&commit, &[])).await;
     begun.as_mut().await;
     set.as_mut().await;
     // Report the first failure: after it, later statements only say the transaction aborted.
     begun.as_mut().take_output().expect("awaited above")?;
     set.as_mut().take_output().expect("awaited above")?;
     pre_request.transpose()?;
-        let outcome = rows?;
+    let outcome = rows?;
     committed?;
     Ok(outcome)
 }
@@ -293,7 +310,7 @@ async fn open_transaction(client: &Object, ctx: &RequestContext) -> Result<(), D
         client.execute(&settings, &as_refs(&settings_params)),
     )
     .await;
-        begun?;
+    begun?;
     set?;
     if let Some(call) = &ctx.pre_request {
         run_pre_request(client, call).await?;
@@ -352,7 +369,7 @@ impl RequestTx {
         Ok(client.query(&prepared, &as_refs(&main_params)).await?)
     }
 
-        /// Runs a statement without result rows; returns the rows it affected.
+    /// Runs a statement without result rows; returns the rows it affected.
     pub async fn execute(&self, statement: &Statement) -> Result<u64, DbError> {
         let client = self.client();
         let prepared = client.prepare_cached(statement.text()).await?;

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod migrations;
+mod policy_lint;
 mod request;
 mod schema_cache;

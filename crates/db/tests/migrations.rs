@@ -171,7 +171,10 @@ async fn bootstrap_mirrors_the_supabase_image() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(extensions, ["pgcrypto", "uuid-ossp"]);
+    assert_eq!(
+        extensions,
+        ["btree_gist", "citext", "pg_trgm", "pgcrypto", "uuid-ossp"]
+    );
     // New tables in public are granted to the API roles, as on Supabase.
     client
         .execute("create table public.granted (id int)", &[])

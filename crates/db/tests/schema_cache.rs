@@ -7,45 +7,47 @@ use manifold_testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
 const FIXTURE: &str = "
-create table public.orgs (id int primary key, name text not null);
-create table public.customers (
+-- Its own schema: public holds the shipped domain tables.
+create schema sc;
+create table sc.orgs (id int primary key, name text not null);
+create table sc.customers (
   id int primary key,
-  org_id int references public.orgs (id),
+  org_id int references sc.orgs (id),
   \"CustomerListID\" text unique,
   name text
 );
-create table public.bottles (
+create table sc.bottles (
   id int primary key,
   serial text not null,
-  customer_id int references public.customers (id),
-  owner_id int references public.customers (id),
+  customer_id int references sc.customers (id),
+  owner_id int references sc.customers (id),
   status text default 'empty',
   tags text[],
   meta jsonb
 );
-create table public.tags (id int primary key, label text);
-create table public.bottle_tags (
-  bottle_id int references public.bottles (id),
-  tag_id int references public.tags (id),
+create table sc.tags (id int primary key, label text);
+create table sc.bottle_tags (
+  bottle_id int references sc.bottles (id),
+  tag_id int references sc.tags (id),
   primary key (bottle_id, tag_id)
 );
-create table public.employees (id int primary key, manager_id int references public.employees (id));
-create table public.profiles (id int primary key references public.customers (id), bio text);
+create table sc.employees (id int primary key, manager_id int references sc.employees (id));
+create table sc.profiles (id int primary key references sc.customers (id), bio text);
 create schema private;
-create table private.secrets (id int primary key, customer_id int references public.customers (id));
-create view public.bottle_view as
+create table private.secrets (id int primary key, customer_id int references sc.customers (id));
+create view sc.bottle_view as
   select b.id, b.serial as serial_no, b.customer_id, c.name as customer_name
-  from public.bottles b left join public.customers c on c.id = b.customer_id;
-create function public.add(a int, b int default 1) returns int language sql immutable as 'select a + b';
-create function public.all_bottles() returns setof public.bottles language sql stable as 'select * from public.bottles';
-create type public.mood as enum ('happy', 'sad');
+  from sc.bottles b left join sc.customers c on c.id = b.customer_id;
+create function sc.add(a int, b int default 1) returns int language sql immutable as 'select a + b';
+create function sc.all_bottles() returns setof sc.bottles language sql stable as 'select * from sc.bottles';
+create type sc.mood as enum ('happy', 'sad');
 ";
 
 async fn loaded() -> (TestDb, manifold_sql::SchemaCache) {
     let db = TestDb::create().await;
     db.execute(FIXTURE).await;
     let client = db.admin().await;
-    let cache = load(&client, &["public".to_owned()]).await.unwrap();
+    let cache = load(&client, &["sc".to_owned()]).await.unwrap();
     (db, cache)
 }
 
@@ -54,7 +56,7 @@ fn relationship_cardinalities(
     from: &str,
     to: &str,
 ) -> Vec<(Cardinality, String)> {
-    let source = &cache.relation("public", from).unwrap().qualified;
+    let source = &cache.relation("sc", from).unwrap().qualified;
     let mut found: Vec<(Cardinality, String)> = cache
         .relationships_from(source)
         .iter()
@@ -68,7 +70,7 @@ fn relationship_cardinalities(
 #[tokio::test]
 async fn relations_columns_keys_and_mixed_case_names() {
     let (_db, cache) = loaded().await;
-    let customers = cache.relation("public", "customers").unwrap();
+    let customers = cache.relation("sc", "customers").unwrap();
     assert_eq!(customers.primary_key, ["id"]);
     assert_eq!(
         customers
@@ -82,7 +84,7 @@ async fn relations_columns_keys_and_mixed_case_names() {
         customers.column("customerlistid").is_none(),
         "case is preserved"
     );
-    let bottles = cache.relation("public", "bottles").unwrap();
+    let bottles = cache.relation("sc", "bottles").unwrap();
     assert_eq!(bottles.column("tags").unwrap().sql_type.as_str(), "text[]");
     assert_eq!(
         bottles.column("status").unwrap().default.as_deref(),
@@ -92,7 +94,7 @@ async fn relations_columns_keys_and_mixed_case_names() {
         cache.relation("private", "secrets").is_none(),
         "only exposed schemas are cached"
     );
-    assert_eq!(cache.cast_type("mood").unwrap().as_str(), "public.mood");
+    assert_eq!(cache.cast_type("mood").unwrap().as_str(), "sc.mood");
     assert_eq!(cache.cast_type("int").unwrap().as_str(), "integer");
     assert_eq!(cache.cast_type("text[]").unwrap().as_str(), "text[]");
     assert!(cache.cast_type("nonsense").is_none());
@@ -128,7 +130,7 @@ async fn relationships_from_foreign_keys_junctions_and_views() {
         2
     );
     // The view shows bottles.id (its key) and bottles.customer_id (a foreign key).
-    let view = cache.relation("public", "bottle_view").unwrap();
+    let view = cache.relation("sc", "bottle_view").unwrap();
     assert_eq!(view.primary_key, ["id"]);
     assert_eq!(
         relationship_cardinalities(&cache, "bottle_view", "customers"),
@@ -143,11 +145,11 @@ async fn relationships_from_foreign_keys_junctions_and_views() {
 #[tokio::test]
 async fn functions_with_defaults_and_set_returns() {
     let (_db, cache) = loaded().await;
-    let add = &cache.functions("public", "add")[0];
+    let add = &cache.functions("sc", "add")[0];
     assert_eq!(add.params.len(), 2);
     assert!(!add.params[0].has_default);
     assert!(add.params[1].has_default);
-    let all = &cache.functions("public", "all_bottles")[0];
+    let all = &cache.functions("sc", "all_bottles")[0];
     assert!(matches!(
         &all.returns,
         manifold_sql::cache::ReturnType::Composite { relation: Some(r), set: true } if r.name.as_str() == "bottles"

@@ -24,7 +24,7 @@ pub use error::{ErrorBody, ErrorKind, QueryError};
 pub use input::{Method, RestInput, form_decode, query_pairs};
 pub use request::{ApiRequest, Settings, Target, TxEnd, parse};
 pub use response::{CallReply, ReadReply, ReadResult, Reply, WriteMethod, WriteReply, WriteResult};
-pub use syntax::headers::{MediaType, Representation};
+pub use syntax::headers::{MediaType, PlanOptions, Representation};
 
 use manifold_sql::cache::Volatility;
 use plan::{CallResult, Planner, WriteKind};
@@ -64,9 +64,14 @@ pub fn translate_read(
         _ if head => BodyKind::None,
         MediaType::SingleObject => BodyKind::Object { strip_nulls },
         MediaType::Csv => BodyKind::Csv,
-        MediaType::Json | MediaType::OpenApi => BodyKind::Array { strip_nulls },
+        MediaType::Json | MediaType::OpenApi | MediaType::Plan(_) => {
+            BodyKind::Array { strip_nulls }
+        }
     };
-    let statement = render_read(&plan, body, request.prefer.count.is_some());
+    let mut statement = render_read(&plan, body, request.prefer.count.is_some());
+    if let MediaType::Plan(options) = request.representation.media {
+        statement = Statement::prefixed(options.explain_prefix(), statement);
+    }
     Ok(TranslatedRead {
         statement,
         reply: ReadReply {
@@ -99,7 +104,10 @@ pub fn translate_call(
     let Target::Function(name) = &request.target else {
         return Err(QueryError::invalid_path());
     };
-    let planner = Planner { cache, aggregates_enabled: settings.aggregates_enabled };
+    let planner = Planner {
+        cache,
+        aggregates_enabled: settings.aggregates_enabled,
+    };
     let mut plan = planner.call(&request.schema, name, request)?;
     let head = request.method == Method::Head;
     let count = request.prefer.count.is_some();
@@ -109,15 +117,32 @@ pub fn translate_call(
     let (body, reply) = match &mut plan.result {
         CallResult::Void => (BodyKind::None, CallReply::Void { profile }),
         CallResult::Scalar { set: false } | CallResult::Rows { set: false, .. } => {
-            let body = if head { BodyKind::None } else { BodyKind::Object { strip_nulls } };
+            let body = if head {
+                BodyKind::None
+            } else {
+                BodyKind::Object { strip_nulls }
+            };
             (body, CallReply::Value { profile })
         }
         CallResult::Scalar { set: true } => {
-            let body = if head { BodyKind::None } else { BodyKind::Array { strip_nulls } };
-            let reply = ReadReply { representation: request.representation, offset: 0, count: request.prefer.count_name(), head, profile };
+            let body = if head {
+                BodyKind::None
+            } else {
+                BodyKind::Array { strip_nulls }
+            };
+            let reply = ReadReply {
+                representation: request.representation,
+                offset: 0,
+                count: request.prefer.count_name(),
+                head,
+                profile,
+            };
             (body, CallReply::Rows(reply))
         }
-        CallResult::Rows { set: true, plan: read } => {
+        CallResult::Rows {
+            set: true,
+            plan: read,
+        } => {
             let (offset, limit) = paging(read.offset, read.limit, request.range, settings.max_rows);
             read.offset = Some(offset);
             read.limit = limit;
@@ -127,13 +152,24 @@ pub fn translate_call(
                 _ if single => BodyKind::Object { strip_nulls },
                 _ => BodyKind::Array { strip_nulls },
             };
-            let reply = ReadReply { representation: request.representation, offset, count: request.prefer.count_name(), head, profile };
+            let reply = ReadReply {
+                representation: request.representation,
+                offset,
+                count: request.prefer.count_name(),
+                head,
+                profile,
+            };
             (body, CallReply::Rows(reply))
         }
     };
     let statement = render_call(&plan, body, count);
-    let read_only = request.method != Method::Post || plan.function.volatility != Volatility::Volatile;
-    Ok(TranslatedCall { statement, read_only, reply })
+    let read_only =
+        request.method != Method::Post || plan.function.volatility != Volatility::Volatile;
+    Ok(TranslatedCall {
+        statement,
+        read_only,
+        reply,
+    })
 }
 
 /// A write statement and how to run it and read its result.
@@ -162,7 +198,10 @@ pub fn translate_write(
     let Target::Relation(name) = &request.target else {
         return Err(QueryError::invalid_path());
     };
-    let planner = Planner { cache, aggregates_enabled: settings.aggregates_enabled };
+    let planner = Planner {
+        cache,
+        aggregates_enabled: settings.aggregates_enabled,
+    };
     let relation = planner.relation(&request.schema, name)?;
     let plan = planner.write(relation, request)?;
     let prefer = &request.prefer;
@@ -174,14 +213,20 @@ pub fn translate_write(
     };
     let single = request.representation.media == MediaType::SingleObject;
     let return_rows = prefer.return_ == Some(ReturnPreference::Representation);
-    let headers_only = method == WriteMethod::Insert && prefer.return_ == Some(ReturnPreference::HeadersOnly);
+    let headers_only =
+        method == WriteMethod::Insert && prefer.return_ == Some(ReturnPreference::HeadersOnly);
     let count = prefer.count.is_some();
-    let max_affected = if prefer.strict { prefer.max_affected } else { None };
+    let max_affected = if prefer.strict {
+        prefer.max_affected
+    } else {
+        None
+    };
     let conflict = match &plan.kind {
         WriteKind::Insert { conflict } => conflict.as_ref().map(|(_, resolution)| *resolution),
         _ => None,
     };
-    let merge_upsert = method == WriteMethod::Insert && conflict == Some(Resolution::MergeDuplicates);
+    let merge_upsert =
+        method == WriteMethod::Insert && conflict == Some(Resolution::MergeDuplicates);
     let inserted = merge_upsert || method == WriteMethod::Put;
     let rollback = match (settings.tx_end, prefer.tx) {
         (TxEnd::Commit, _) => false,
@@ -189,34 +234,57 @@ pub fn translate_write(
         (TxEnd::CommitAllowOverride, tx) => tx == Some(TxPreference::Rollback),
         (TxEnd::RollbackAllowOverride, tx) => tx != Some(TxPreference::Commit),
     };
-    let returning = return_rows || count || single || max_affected.is_some() || headers_only || inserted;
+    let returning =
+        return_rows || count || single || max_affected.is_some() || headers_only || inserted;
     let body = match (return_rows, single) {
         (false, _) => BodyKind::None,
-        (true, true) => BodyKind::Object { strip_nulls: request.representation.strip_nulls },
-        (true, false) => BodyKind::Array { strip_nulls: request.representation.strip_nulls },
+        (true, true) => BodyKind::Object {
+            strip_nulls: request.representation.strip_nulls,
+        },
+        (true, false) => BodyKind::Array {
+            strip_nulls: request.representation.strip_nulls,
+        },
     };
-    let statement = render_write(&plan, WriteOutput { returning, body, count, inserted, location: headers_only });
+    let statement = render_write(
+        &plan,
+        WriteOutput {
+            returning,
+            body,
+            count,
+            inserted,
+            location: headers_only,
+        },
+    );
 
     let mut applied = Vec::new();
     if let Some(ret) = prefer.return_ {
-        applied.push(match ret {
-            ReturnPreference::Minimal => "return=minimal",
-            ReturnPreference::Representation => "return=representation",
-            ReturnPreference::HeadersOnly => "return=headers-only",
-        }.to_owned());
+        applied.push(
+            match ret {
+                ReturnPreference::Minimal => "return=minimal",
+                ReturnPreference::Representation => "return=representation",
+                ReturnPreference::HeadersOnly => "return=headers-only",
+            }
+            .to_owned(),
+        );
     }
     if let Some(count) = prefer.count {
-        applied.push(format!("count={}", match count {
-            CountPreference::Exact => "exact",
-            CountPreference::Planned => "planned",
-            CountPreference::Estimated => "estimated",
-        }));
+        applied.push(format!(
+            "count={}",
+            match count {
+                CountPreference::Exact => "exact",
+                CountPreference::Planned => "planned",
+                CountPreference::Estimated => "estimated",
+            }
+        ));
     }
     if let Some(resolution) = conflict.filter(|_| method == WriteMethod::Insert) {
-        applied.push(match resolution {
-            Resolution::MergeDuplicates => "resolution=merge-duplicates",
-            Resolution::IgnoreDuplicates => "resolution=ignore-duplicates",
-        }.to_owned());
+        applied.push(
+            match resolution {
+                Resolution::MergeDuplicates => "resolution=merge-duplicates",
+                Resolution::IgnoreDuplicates => "resolution=ignore-duplicates",
+            }
+            .to_owned(),
+        );
     }
     if plan.missing_default {
         applied.push("missing=default".to_owned());
@@ -224,7 +292,12 @@ pub fn translate_write(
     if let Some(max) = max_affected {
         applied.push(format!("handling=strict, max-affected={max}"));
     }
-    if prefer.tx.is_some() && matches!(settings.tx_end, TxEnd::CommitAllowOverride | TxEnd::RollbackAllowOverride) {
+    if prefer.tx.is_some()
+        && matches!(
+            settings.tx_end,
+            TxEnd::CommitAllowOverride | TxEnd::RollbackAllowOverride
+        )
+    {
         applied.push(if rollback { "tx=rollback" } else { "tx=commit" }.to_owned());
     }
     Ok(TranslatedWrite {
@@ -242,7 +315,10 @@ pub fn translate_write(
             max_affected,
             applied,
             profile: request.profile_sent.then(|| request.schema.clone()),
-            location: Some((relation.name().as_str().to_owned(), relation.primary_key.clone())),
+            location: Some((
+                relation.name().as_str().to_owned(),
+                relation.primary_key.clone(),
+            )),
         },
     })
 }

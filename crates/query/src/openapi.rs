@@ -31,7 +31,10 @@ pub fn openapi(cache: &SchemaCache, schema: &str, host: Option<&str>) -> Value {
         paths.insert(format!("/{name}"), relation_path(relation, &mut parameters));
     }
     for function in &functions {
-        paths.insert(format!("/rpc/{}", function.qualified.name), function_path(function));
+        paths.insert(
+            format!("/rpc/{}", function.qualified.name),
+            function_path(function),
+        );
     }
     let mut document = json!({
         "swagger": "2.0",
@@ -59,9 +62,7 @@ fn common_parameters() -> Map<String, Value> {
         json!({"name": name, "in": "header", "description": description, "required": false,
                "type": "string", "enum": values})
     };
-    let query = |name: &str, description: &str| {
-        json!({"name": name, "in": "query", "description": description, "required": false, "type": "string"})
-    };
+    let query = |name: &str, description: &str| json!({"name": name, "in": "query", "description": description, "required": false, "type": "string"});
     let mut parameters = Map::new();
     parameters.insert("select".into(), query("select", "Filtering Columns"));
     parameters.insert("order".into(), query("order", "Ordering"));
@@ -75,17 +76,30 @@ fn common_parameters() -> Map<String, Value> {
         "rangeUnit".into(),
         json!({"name": "Range-Unit", "in": "header", "description": "Limiting and Pagination", "required": false, "type": "string", "default": "items"}),
     );
-    parameters.insert("preferCount".into(), header("Prefer", "Preference", &["count=none"]));
+    parameters.insert(
+        "preferCount".into(),
+        header("Prefer", "Preference", &["count=none"]),
+    );
     parameters.insert(
         "preferReturn".into(),
-        header("Prefer", "Preference", &["return=representation", "return=minimal", "return=none"]),
+        header(
+            "Prefer",
+            "Preference",
+            &["return=representation", "return=minimal", "return=none"],
+        ),
     );
     parameters.insert(
         "preferPost".into(),
         header(
             "Prefer",
             "Preference",
-            &["return=representation", "return=minimal", "return=none", "resolution=ignore-duplicates", "resolution=merge-duplicates"],
+            &[
+                "return=representation",
+                "return=minimal",
+                "return=none",
+                "resolution=ignore-duplicates",
+                "resolution=merge-duplicates",
+            ],
         ),
     );
     parameters
@@ -109,12 +123,23 @@ fn relation_path(relation: &Relation, parameters: &mut Map<String, Value>) -> Va
         filters.push(json!({"$ref": format!("#/parameters/{key}")}));
     }
     let refs = |names: &[&str]| -> Vec<Value> {
-        names.iter().map(|n| json!({"$ref": format!("#/parameters/{n}")})).collect()
+        names
+            .iter()
+            .map(|n| json!({"$ref": format!("#/parameters/{n}")}))
+            .collect()
     };
     let tags = json!([name]);
     let mut operations = Map::new();
     let mut get_params = filters.clone();
-    get_params.extend(refs(&["select", "order", "range", "rangeUnit", "offset", "limit", "preferCount"]));
+    get_params.extend(refs(&[
+        "select",
+        "order",
+        "range",
+        "rangeUnit",
+        "offset",
+        "limit",
+        "preferCount",
+    ]));
     operations.insert(
         "get".into(),
         json!({"tags": tags, "parameters": get_params, "responses": {
@@ -154,14 +179,24 @@ fn definition(cache: &SchemaCache, relation: &Relation) -> Value {
         .relationships_from(&relation.qualified)
         .iter()
         .filter(|r| r.forward && r.columns.len() == 1 && r.junction.is_none())
-        .map(|r| (r.columns[0].0.as_str().to_owned(), r.target.name.as_str().to_owned(), r.columns[0].1.as_str().to_owned()))
+        .map(|r| {
+            (
+                r.columns[0].0.as_str().to_owned(),
+                r.target.name.as_str().to_owned(),
+                r.columns[0].1.as_str().to_owned(),
+            )
+        })
         .collect();
     let mut properties = Map::new();
     let mut required = Vec::new();
     for column in &relation.columns {
         let mut property = json_type(column);
         let mut notes = Vec::new();
-        if relation.primary_key.iter().any(|key| key == column.name.as_str()) {
+        if relation
+            .primary_key
+            .iter()
+            .any(|key| key == column.name.as_str())
+        {
             notes.push("This is a Primary Key.<pk/>".to_owned());
         }
         for (fk_column, table, target) in &foreign {
@@ -261,7 +296,10 @@ fn function_path(function: &Function) -> Value {
             .filter(|p| !p.name.is_empty())
             .map(|p| json!({"name": p.name, "in": "query", "required": !p.has_default, "type": "string", "format": p.sql_type.as_str()}))
             .collect();
-        operations.insert("get".into(), json!({"tags": tags, "parameters": query, "responses": responses}));
+        operations.insert(
+            "get".into(),
+            json!({"tags": tags, "parameters": query, "responses": responses}),
+        );
     }
     Value::Object(operations)
 }

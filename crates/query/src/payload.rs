@@ -53,23 +53,39 @@ pub fn inspect(body: &[u8], columns: Option<&[String]>) -> Result<Payload, Query
                     columns.to_vec()
                 }
                 None => {
-                    let mut objects = items.iter().map(|item| item.as_object().ok_or_else(keys_must_match));
+                    let mut objects = items
+                        .iter()
+                        .map(|item| item.as_object().ok_or_else(keys_must_match));
                     let first: Vec<String> = match objects.next() {
                         Some(first) => first?.keys().cloned().collect(),
                         None => Vec::new(),
                     };
                     for object in objects {
                         let object = object?;
-                        if object.len() != first.len() || !first.iter().all(|key| object.contains_key(key)) {
+                        if object.len() != first.len()
+                            || !first.iter().all(|key| object.contains_key(key))
+                        {
                             return Err(keys_must_match());
                         }
                     }
                     first
                 }
             };
-            Ok(Payload { text: text.to_owned(), is_array: true, rows: items.len(), keys, object: None })
+            Ok(Payload {
+                text: text.to_owned(),
+                is_array: true,
+                rows: items.len(),
+                keys,
+                object: None,
+            })
         }
-        _ => Ok(Payload { text: "[]".to_owned(), is_array: true, rows: 0, keys: Vec::new(), object: None }),
+        _ => Ok(Payload {
+            text: "[]".to_owned(),
+            is_array: true,
+            rows: 0,
+            keys: Vec::new(),
+            object: None,
+        }),
     }
 }
 
@@ -83,16 +99,28 @@ mod tests {
         assert_eq!(one.keys, ["b", "a"]);
         assert!(!one.is_array);
         let many = inspect(br#"[{"a": 1, "b": 2}, {"b": 3, "a": 4}]"#, None).unwrap();
-        assert_eq!((many.rows, many.keys.clone()), (2, vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(
+            (many.rows, many.keys),
+            (2, vec!["a".to_owned(), "b".to_owned()])
+        );
         let error = inspect(br#"[{"a": 1}, {"b": 2}]"#, None).unwrap_err();
-        assert_eq!((error.code, error.message.as_str()), ("PGRST102", "All object keys must match"));
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            ("PGRST102", "All object keys must match")
+        );
         let columns = vec!["a".to_owned(), "b".to_owned()];
         let ragged = inspect(br#"[{"a": 1}, {"b": 2}]"#, Some(&columns)).unwrap();
         assert_eq!(ragged.keys, columns);
         assert_eq!(inspect(b"[]", None).unwrap().rows, 0);
         assert_eq!(inspect(b"42", None).unwrap().rows, 0);
-        assert_eq!(inspect(b"", None).unwrap_err().message, "Empty or invalid json");
-        assert_eq!(inspect(b"{oops", None).unwrap_err().message, "Empty or invalid json");
+        assert_eq!(
+            inspect(b"", None).unwrap_err().message,
+            "Empty or invalid json"
+        );
+        assert_eq!(
+            inspect(b"{oops", None).unwrap_err().message,
+            "Empty or invalid json"
+        );
     }
 
     #[test]

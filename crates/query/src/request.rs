@@ -13,10 +13,12 @@ pub struct Settings {
     pub schemas: Vec<String>,
     /// Cap on rows per read (`db-max-rows`).
     pub max_rows: Option<u64>,
-        /// Aggregates in `select` (`db-aggregates-enabled`).
+    /// Aggregates in `select` (`db-aggregates-enabled`).
     pub aggregates_enabled: bool,
     /// How write transactions end (`db-tx-end`).
     pub tx_end: TxEnd,
+    /// Serve EXPLAIN output for `Accept: application/vnd.pgrst.plan` (`db-plan-enabled`).
+    pub plan_enabled: bool,
 }
 
 /// PostgREST's `db-tx-end`.
@@ -39,6 +41,7 @@ impl Default for Settings {
             max_rows: Some(1000),
             aggregates_enabled: false,
             tx_end: TxEnd::CommitAllowOverride,
+            plan_enabled: false,
         }
     }
 }
@@ -115,7 +118,7 @@ pub fn parse<'a>(input: &RestInput<'a>, settings: &Settings) -> Result<ApiReques
             .unwrap_or_else(|| "public".into()),
     };
     let prefer = Preferences::parse(&input.prefer)?;
-    let representation = negotiate(input.accept, target == Target::Root)?;
+    let representation = negotiate(input.accept, target == Target::Root, settings.plan_enabled)?;
     let rpc_read = matches!(target, Target::Function(_)) && method.is_read();
     let params = parse_params(&query_pairs(input.query), rpc_read)?;
     let range = if method == Method::Get {

@@ -321,7 +321,10 @@ impl WriteReply {
     /// Checks the result (singular, max-affected) and builds the reply. An error here means
     /// the transaction must be rolled back.
     pub fn finish(&self, result: WriteResult) -> Result<Reply, QueryError> {
-        let single = matches!(self.representation.media, crate::syntax::headers::MediaType::SingleObject);
+        let single = matches!(
+            self.representation.media,
+            crate::syntax::headers::MediaType::SingleObject
+        );
         if single && result.affected != 1 {
             return Err(QueryError::singular(result.affected));
         }
@@ -334,20 +337,35 @@ impl WriteReply {
             WriteMethod::Insert if self.merge_upsert && result.inserted == Some(0) => 200,
             WriteMethod::Insert => 201,
             WriteMethod::Put if self.return_rows => {
-                if result.inserted.unwrap_or(0) > 0 { 201 } else { 200 }
+                if result.inserted.unwrap_or(0) > 0 {
+                    201
+                } else {
+                    200
+                }
             }
             _ if self.return_rows => 200,
             _ => 204,
         };
-        let total = result.total.map_or_else(|| "*".to_owned(), |n| n.to_string());
+        let total = result
+            .total
+            .map_or_else(|| "*".to_owned(), |n| n.to_string());
         let range = match self.method {
-            WriteMethod::Update if result.affected > 0 => format!("0-{}/{total}", result.affected - 1),
+            WriteMethod::Update if result.affected > 0 => {
+                format!("0-{}/{total}", result.affected - 1)
+            }
             _ => format!("*/{total}"),
         };
         let mut headers = Vec::new();
-        let body = if self.return_rows { result.body.clone().unwrap_or_default() } else { String::new() };
+        let body = if self.return_rows {
+            result.body.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
         if self.return_rows {
-            headers.push(("Content-Type".to_owned(), self.representation.content_type().to_owned()));
+            headers.push((
+                "Content-Type".to_owned(),
+                self.representation.content_type().to_owned(),
+            ));
         }
         headers.push(("Content-Range".to_owned(), range));
         if let Some(schema) = &self.profile {
@@ -362,7 +380,10 @@ impl WriteReply {
                 .zip(values)
                 .map(|(key, value)| format!("{}=eq.{}", encode(key), encode(&value)))
                 .collect();
-            headers.push(("Location".to_owned(), format!("/{}?{}", encode(table), query.join("&"))));
+            headers.push((
+                "Location".to_owned(),
+                format!("/{}?{}", encode(table), query.join("&")),
+            ));
         }
         if !self.applied.is_empty() {
             headers.push(("Preference-Applied".to_owned(), self.applied.join(", ")));
@@ -373,7 +394,11 @@ impl WriteReply {
             ..ReadResult::default()
         };
         apply_response_settings(&mut status, &mut headers, &read)?;
-        Ok(Reply { status, headers, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -410,26 +435,62 @@ mod write_tests {
     }
 
     fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
-        reply.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        reply
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
     fn statuses_and_ranges() {
-        let insert = reply(WriteMethod::Insert, false).finish(WriteResult { affected: 2, ..WriteResult::default() }).unwrap();
-        assert_eq!((insert.status, header(&insert, "Content-Range")), (201, Some("*/*")));
+        let insert = reply(WriteMethod::Insert, false)
+            .finish(WriteResult {
+                affected: 2,
+                ..WriteResult::default()
+            })
+            .unwrap();
+        assert_eq!(
+            (insert.status, header(&insert, "Content-Range")),
+            (201, Some("*/*"))
+        );
         assert_eq!(insert.body, "");
         let update = reply(WriteMethod::Update, true)
-            .finish(WriteResult { affected: 3, total: Some(3), body: Some("[]".into()), ..WriteResult::default() })
+            .finish(WriteResult {
+                affected: 3,
+                total: Some(3),
+                body: Some("[]".into()),
+                ..WriteResult::default()
+            })
             .unwrap();
-        assert_eq!((update.status, header(&update, "Content-Range")), (200, Some("0-2/3")));
-        let delete = reply(WriteMethod::Delete, false).finish(WriteResult::default()).unwrap();
-        assert_eq!((delete.status, header(&delete, "Content-Range")), (204, Some("*/*")));
+        assert_eq!(
+            (update.status, header(&update, "Content-Range")),
+            (200, Some("0-2/3"))
+        );
+        let delete = reply(WriteMethod::Delete, false)
+            .finish(WriteResult::default())
+            .unwrap();
+        assert_eq!(
+            (delete.status, header(&delete, "Content-Range")),
+            (204, Some("*/*"))
+        );
         let mut upsert = reply(WriteMethod::Insert, false);
         upsert.merge_upsert = true;
-        let updated_only = upsert.finish(WriteResult { affected: 1, inserted: Some(0), ..WriteResult::default() }).unwrap();
+        let updated_only = upsert
+            .finish(WriteResult {
+                affected: 1,
+                inserted: Some(0),
+                ..WriteResult::default()
+            })
+            .unwrap();
         assert_eq!(updated_only.status, 200);
         let put = reply(WriteMethod::Put, true)
-            .finish(WriteResult { affected: 1, inserted: Some(1), body: Some("[]".into()), ..WriteResult::default() })
+            .finish(WriteResult {
+                affected: 1,
+                inserted: Some(1),
+                body: Some("[]".into()),
+                ..WriteResult::default()
+            })
             .unwrap();
         assert_eq!(put.status, 201);
     }
@@ -439,12 +500,21 @@ mod write_tests {
         let mut headers_only = reply(WriteMethod::Insert, false);
         headers_only.headers_only = true;
         let built = headers_only
-            .finish(WriteResult { affected: 1, location: Some(r#"["a b"]"#.into()), ..WriteResult::default() })
+            .finish(WriteResult {
+                affected: 1,
+                location: Some(r#"["a b"]"#.into()),
+                ..WriteResult::default()
+            })
             .unwrap();
         assert_eq!(header(&built, "Location"), Some("/t?id=eq.a%20b"));
         let mut strict = reply(WriteMethod::Delete, false);
         strict.max_affected = Some(1);
-        let error = strict.finish(WriteResult { affected: 2, ..WriteResult::default() }).unwrap_err();
+        let error = strict
+            .finish(WriteResult {
+                affected: 2,
+                ..WriteResult::default()
+            })
+            .unwrap_err();
         assert_eq!((error.status, error.code), (400, "PGRST124"));
         assert_eq!(error.details, "The query affects 2 rows");
     }
@@ -478,12 +548,19 @@ impl CallReply {
         let mut status = status;
         let mut headers = Vec::new();
         if status == 200 {
-            headers.push(("Content-Type".to_owned(), Representation::JSON.content_type().to_owned()));
+            headers.push((
+                "Content-Type".to_owned(),
+                Representation::JSON.content_type().to_owned(),
+            ));
         }
         if let Some(schema) = profile {
             headers.push(("Content-Profile".to_owned(), schema.clone()));
         }
         apply_response_settings(&mut status, &mut headers, &result)?;
-        Ok(Reply { status, headers, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }

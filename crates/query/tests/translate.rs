@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
-use manifold_query::{Method, RestInput, Settings, parse, translate_call, translate_read, translate_write};
+use manifold_query::{
+    Method, RestInput, Settings, parse, translate_call, translate_read, translate_write,
+};
 use manifold_sql::{BindValue, SchemaCache};
 use serde_json::{Value, json};
 
@@ -61,7 +63,12 @@ fn cache() -> SchemaCache {
 }
 
 fn input<'a>(method: Method, path: &'a str, query: &'a str) -> RestInput<'a> {
-    RestInput { method: Some(method), path, query, ..RestInput::default() }
+    RestInput {
+        method: Some(method),
+        path,
+        query,
+        ..RestInput::default()
+    }
 }
 
 fn text(binds: &[BindValue]) -> Vec<String> {
@@ -81,7 +88,10 @@ fn read_sql(query: &str) -> (String, Vec<String>) {
     let settings = Settings::default();
     let request = parse(&input(Method::Get, "/bottles", query), &settings).unwrap();
     let translated = translate_read(&request, &cache, &settings).unwrap();
-    (translated.statement.text().to_owned(), text(translated.statement.binds()))
+    (
+        translated.statement.text().to_owned(),
+        text(translated.statement.binds()),
+    )
 }
 
 const TAIL: &str = " as body, nullif(current_setting('response.headers', true), '') as response_headers, \
@@ -90,7 +100,8 @@ const TAIL: &str = " as body, nullif(current_setting('response.headers', true), 
 
 #[test]
 fn select_columns_with_a_filter_and_paging() {
-    let (sql, binds) = read_sql("select=id,serial&id=eq.7&order=serial.desc.nullslast&limit=5&offset=10");
+    let (sql, binds) =
+        read_sql("select=id,serial&id=eq.7&order=serial.desc.nullslast&limit=5&offset=10");
     assert_eq!(
         sql,
         format!(
@@ -107,14 +118,38 @@ fn select_columns_with_a_filter_and_paging() {
 fn filter_operators_render_typed_binds() {
     let cases: &[(&str, &str, &[&str])] = &[
         ("id=neq.1", "t0.\"id\" <> $3::text::integer", &["1"]),
-        ("serial=like.A*", "t0.\"serial\" like $3::text::text", &["A%"]),
-        ("serial=ilike(any).{a*,b*}", "t0.\"serial\" ilike any($3::text::text[])", &["{a%,b%}"]),
-        ("id=in.(1,\"2\")", "t0.\"id\" = any($3::text::integer[])", &[r#"{"1","2"}"#]),
+        (
+            "serial=like.A*",
+            "t0.\"serial\" like $3::text::text",
+            &["A%"],
+        ),
+        (
+            "serial=ilike(any).{a*,b*}",
+            "t0.\"serial\" ilike any($3::text::text[])",
+            &["{a%,b%}"],
+        ),
+        (
+            "id=in.(1,\"2\")",
+            "t0.\"id\" = any($3::text::integer[])",
+            &[r#"{"1","2"}"#],
+        ),
         ("customer_id=is.null", "t0.\"customer_id\" is null", &[]),
         ("id=not.gt.5", "not (t0.\"id\" > $3::text::integer)", &["5"]),
-        ("tags=cs.{a,b}", "t0.\"tags\" @> $3::text::text[]", &["{a,b}"]),
-        ("meta->>color=eq.red", "(t0.\"meta\" ->> $3::text) = $4::text", &["color", "red"]),
-        ("meta->size=gt.3", "(t0.\"meta\" -> $3::text) > $4::text::jsonb", &["size", "3"]),
+        (
+            "tags=cs.{a,b}",
+            "t0.\"tags\" @> $3::text::text[]",
+            &["{a,b}"],
+        ),
+        (
+            "meta->>color=eq.red",
+            "(t0.\"meta\" ->> $3::text) = $4::text",
+            &["color", "red"],
+        ),
+        (
+            "meta->size=gt.3",
+            "(t0.\"meta\" -> $3::text) > $4::text::jsonb",
+            &["size", "3"],
+        ),
         (
             "serial=wfts(english).cat",
             "to_tsvector($3::text::regconfig, t0.\"serial\") @@ websearch_to_tsquery($4::text::regconfig, $5::text)",
@@ -128,7 +163,10 @@ fn filter_operators_render_typed_binds() {
     ];
     for (query, condition, values) in cases {
         let (sql, binds) = read_sql(&format!("select=id,serial&{query}"));
-        assert!(sql.contains(&format!(" where {condition}")), "{query}: {sql}");
+        assert!(
+            sql.contains(&format!(" where {condition}")),
+            "{query}: {sql}"
+        );
         let tail: Vec<String> = binds[2..2 + values.len()].to_vec();
         assert_eq!(tail, *values, "{query}");
     }
@@ -154,10 +192,18 @@ fn embeds_are_lateral_joins() {
 fn to_many_embeds_aggregate_and_counts_count() {
     let cache = cache();
     let settings = Settings::default();
-    let mut request = input(Method::Get, "/customers", "select=name,bottles(serial)&bottles.order=id&bottles.limit=2");
+    let mut request = input(
+        Method::Get,
+        "/customers",
+        "select=name,bottles(serial)&bottles.order=id&bottles.limit=2",
+    );
     request.prefer = vec!["count=exact"];
     let parsed = parse(&request, &settings).unwrap();
-    let sql = translate_read(&parsed, &cache, &settings).unwrap().statement.text().to_owned();
+    let sql = translate_read(&parsed, &cache, &settings)
+        .unwrap()
+        .statement
+        .text()
+        .to_owned();
     assert!(sql.contains(
         "left join lateral (select json_agg(s2.v) as v, bool_or(true) as x from (select json_build_object($3::text, t3.\"serial\") as v, true as x \
          from \"public\".\"bottles\" as t3 where t3.\"customer_id\" = t0.\"id\" order by t3.\"id\" limit $4::int8) as s2) as e1 on true"
@@ -170,9 +216,24 @@ fn to_many_embeds_aggregate_and_counts_count() {
 fn mixed_case_identifiers_keep_their_case() {
     let cache = cache();
     let settings = Settings::default();
-    let request = parse(&input(Method::Get, "/customers", "select=CustomerListID&CustomerListID=eq.80000007-1"), &settings).unwrap();
-    let sql = translate_read(&request, &cache, &settings).unwrap().statement.text().to_owned();
-    assert!(sql.contains("t0.\"CustomerListID\" = $2::text::text"), "{sql}");
+    let request = parse(
+        &input(
+            Method::Get,
+            "/customers",
+            "select=CustomerListID&CustomerListID=eq.80000007-1",
+        ),
+        &settings,
+    )
+    .unwrap();
+    let sql = translate_read(&request, &cache, &settings)
+        .unwrap()
+        .statement
+        .text()
+        .to_owned();
+    assert!(
+        sql.contains("t0.\"CustomerListID\" = $2::text::text"),
+        "{sql}"
+    );
 }
 
 #[test]
@@ -191,7 +252,10 @@ fn inserts_bind_the_body_once() {
          (\"id\", \"name\") select pgrst_body.\"id\", pgrst_body.\"name\" from json_populate_recordset(null::\"public\".\"customers\", \
          (select pgrst_rows from pgrst_payload)) as pgrst_body"
     );
-    assert_eq!(text(write.statement.binds()), [r#"{"id": 1, "name": "Acme"}"#]);
+    assert_eq!(
+        text(write.statement.binds()),
+        [r#"{"id": 1, "name": "Acme"}"#]
+    );
 }
 
 #[test]
@@ -216,7 +280,10 @@ fn upserts_patches_and_deletes() {
 
     let delete = input(Method::Delete, "/customers", "name=in.(a,b)");
     let write = translate_write(&parse(&delete, &settings).unwrap(), &cache, &settings).unwrap();
-    assert_eq!(write.statement.text(), "delete from \"public\".\"customers\" as t0 where t0.\"name\" = any($1::text::text[])");
+    assert_eq!(
+        write.statement.text(),
+        "delete from \"public\".\"customers\" as t0 where t0.\"name\" = any($1::text::text[])"
+    );
 }
 
 #[test]
@@ -233,9 +300,13 @@ fn calls_type_their_arguments() {
     ), "{}", call.statement.text());
     let get = input(Method::Get, "/rpc/add", "a=1&b=2");
     let call = translate_call(&parse(&get, &settings).unwrap(), &cache, &settings).unwrap();
-    assert!(call.statement.text().starts_with(
-        "with pgrst_args as (select $1::text::integer as \"a\", $2::text::integer as \"b\")"
-    ), "{}", call.statement.text());
+    assert!(
+        call.statement.text().starts_with(
+            "with pgrst_args as (select $1::text::integer as \"a\", $2::text::integer as \"b\")"
+        ),
+        "{}",
+        call.statement.text()
+    );
 }
 
 #[test]
@@ -245,24 +316,94 @@ fn every_request_error_has_its_code_and_status() {
     let cases: &[(Method, &str, &str, &str, u16, &str)] = &[
         (Method::Get, "/bottles", "id=foo.1", "", 400, "PGRST100"),
         (Method::Get, "/bottles", "select=id,(", "", 400, "PGRST100"),
-        (Method::Get, "/bottles", "order=id.sideways", "", 400, "PGRST100"),
+        (
+            Method::Get,
+            "/bottles",
+            "order=id.sideways",
+            "",
+            400,
+            "PGRST100",
+        ),
         (Method::Get, "/bottles", "or=(id.eq.1", "", 400, "PGRST100"),
         (Method::Get, "/bottles", "limit=-1", "", 416, "PGRST103"),
         (Method::Get, "/bottles", "nope.id=eq.1", "", 400, "PGRST108"),
         (Method::Get, "/bottles", "select=nope", "", 400, "42703"),
-        (Method::Get, "/bottles", "select=id::nonsense", "", 400, "42704"),
+        (
+            Method::Get,
+            "/bottles",
+            "select=id::nonsense",
+            "",
+            400,
+            "42704",
+        ),
         (Method::Get, "/bottle", "", "", 404, "PGRST205"),
-        (Method::Get, "/bottles", "select=customers(name)&order=customers(nope)", "", 400, "42703"),
-        (Method::Get, "/customers", "select=bottles(serial)&order=bottles(serial)", "", 400, "PGRST118"),
-        (Method::Get, "/bottles", "select=serial,nope(id)", "", 400, "PGRST200"),
-        (Method::Get, "/bottles", "select=count()", "", 400, "PGRST123"),
+        (
+            Method::Get,
+            "/bottles",
+            "select=customers(name)&order=customers(nope)",
+            "",
+            400,
+            "42703",
+        ),
+        (
+            Method::Get,
+            "/customers",
+            "select=bottles(serial)&order=bottles(serial)",
+            "",
+            400,
+            "PGRST118",
+        ),
+        (
+            Method::Get,
+            "/bottles",
+            "select=serial,nope(id)",
+            "",
+            400,
+            "PGRST200",
+        ),
+        (
+            Method::Get,
+            "/bottles",
+            "select=count()",
+            "",
+            400,
+            "PGRST123",
+        ),
         (Method::Get, "/a/b/c", "", "", 404, "PGRST125"),
         (Method::Patch, "/rpc/add", "", "{}", 405, "PGRST101"),
         (Method::Post, "/customers", "", "{oops", 400, "PGRST102"),
-        (Method::Post, "/customers", "", r#"[{"id":1},{"name":"x"}]"#, 400, "PGRST102"),
-        (Method::Post, "/customers", "", r#"{"zzz":1,"aaa":2}"#, 400, "PGRST204"),
-        (Method::Put, "/customers", "name=eq.x", r#"{"name":"x"}"#, 405, "PGRST105"),
-        (Method::Put, "/customers", "id=eq.1", r#"{"id":2}"#, 400, "PGRST115"),
+        (
+            Method::Post,
+            "/customers",
+            "",
+            r#"[{"id":1},{"name":"x"}]"#,
+            400,
+            "PGRST102",
+        ),
+        (
+            Method::Post,
+            "/customers",
+            "",
+            r#"{"zzz":1,"aaa":2}"#,
+            400,
+            "PGRST204",
+        ),
+        (
+            Method::Put,
+            "/customers",
+            "name=eq.x",
+            r#"{"name":"x"}"#,
+            405,
+            "PGRST105",
+        ),
+        (
+            Method::Put,
+            "/customers",
+            "id=eq.1",
+            r#"{"id":2}"#,
+            400,
+            "PGRST115",
+        ),
         (Method::Post, "/rpc/add", "", r#"{"a":1}"#, 404, "PGRST202"),
         (Method::Get, "/rpc/nope", "", "", 404, "PGRST202"),
     ];
@@ -270,12 +411,21 @@ fn every_request_error_has_its_code_and_status() {
         let mut request = input(*method, path, query);
         request.body = body.as_bytes();
         let result = parse(&request, &settings).and_then(|parsed| match parsed.target {
-            manifold_query::Target::Function(_) => translate_call(&parsed, &cache, &settings).map(|_| ()),
-            _ if matches!(method, Method::Get | Method::Head) => translate_read(&parsed, &cache, &settings).map(|_| ()),
+            manifold_query::Target::Function(_) => {
+                translate_call(&parsed, &cache, &settings).map(|_| ())
+            }
+            _ if matches!(method, Method::Get | Method::Head) => {
+                translate_read(&parsed, &cache, &settings).map(|_| ())
+            }
             _ => translate_write(&parsed, &cache, &settings).map(|_| ()),
         });
         let error = result.expect_err(&format!("{method:?} {path}?{query} should fail"));
-        assert_eq!((error.status, error.code), (*status, *code), "{method:?} {path}?{query}: {}", error.message);
+        assert_eq!(
+            (error.status, error.code),
+            (*status, *code),
+            "{method:?} {path}?{query}: {}",
+            error.message
+        );
     }
 }
 
@@ -285,6 +435,10 @@ fn unknown_columns_in_payloads_report_the_first_alphabetically() {
     let settings = Settings::default();
     let mut request = input(Method::Post, "/customers", "");
     request.body = br#"{"zzz": 1, "aaa": 2}"#;
-    let error = translate_write(&parse(&request, &settings).unwrap(), &cache, &settings).unwrap_err();
-    assert_eq!(error.message, "Could not find the 'aaa' column of 'customers' in the schema cache");
+    let error =
+        translate_write(&parse(&request, &settings).unwrap(), &cache, &settings).unwrap_err();
+    assert_eq!(
+        error.message,
+        "Could not find the 'aaa' column of 'customers' in the schema cache"
+    );
 }

@@ -46,7 +46,13 @@ fn caller(
     verify(&state.gatekeeper, &token).ok().map(|v| v.caller)
 }
 
-async fn send(state: &RealtimeState, caller: &Caller, name: &str, private: bool, message: UserBroadcast) {
+async fn send(
+    state: &RealtimeState,
+    caller: &Caller,
+    name: &str,
+    private: bool,
+    message: UserBroadcast,
+) {
     let runtime = runtime_for(state);
     if private && caller.role() != "service_role" {
         let identity = topic_identity(caller.role(), caller.claims_json(), name);
@@ -76,10 +82,16 @@ pub(crate) async fn broadcast_batch(
         return message(StatusCode::UNAUTHORIZED, "Unauthorized");
     };
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return message(StatusCode::UNPROCESSABLE_ENTITY, "Request body must be JSON");
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Request body must be JSON",
+        );
     };
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
-        return message(StatusCode::UNPROCESSABLE_ENTITY, "`messages` must be a list");
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`messages` must be a list",
+        );
     };
     if messages.len() > MAX_BATCH {
         return message(
@@ -104,7 +116,10 @@ pub(crate) async fn broadcast_batch(
             return message(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large");
         }
         let topic = topic.strip_prefix("realtime:").unwrap_or(topic).to_owned();
-        let private = item.get("private").and_then(Value::as_bool).unwrap_or(false);
+        let private = item
+            .get("private")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         valid.push((topic, private, event.to_owned(), payload));
     }
     for (topic, private, event, payload) in valid {
@@ -140,7 +155,10 @@ pub(crate) async fn broadcast_one(
         match serde_json::from_slice::<Value>(&body) {
             Ok(value) => BroadcastBody::Json(value),
             Err(_) => {
-                return message(StatusCode::UNPROCESSABLE_ENTITY, "Request body must be JSON");
+                return message(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Request body must be JSON",
+                );
             }
         }
     } else {

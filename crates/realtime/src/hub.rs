@@ -214,7 +214,14 @@ impl Hub {
         let mut encoded = Encoded { v1: None, v2: None };
         for link in receivers {
             if let Some(frame) = encoded.of(link.vsn, |vsn| {
-                Some(encode(vsn, None, None, &key.topic, "presence_diff", &payload))
+                Some(encode(
+                    vsn,
+                    None,
+                    None,
+                    &key.topic,
+                    "presence_diff",
+                    &payload,
+                ))
             }) {
                 link.deliver(frame);
             }

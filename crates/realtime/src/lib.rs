@@ -68,6 +68,9 @@ pub fn router(state: RealtimeState) -> Router {
             "/realtime/v1/api/broadcast/{topic}/events/{event}",
             post(http::broadcast_one),
         )
-        .route("/realtime/v1/api/replication", get(http::replication_status))
+        .route(
+            "/realtime/v1/api/replication",
+            get(http::replication_status),
+        )
         .with_state(state)
 }

@@ -15,7 +15,8 @@ const PROBE_SQL: &str = "insert into realtime.messages (topic, extension, privat
 const SETTINGS_SQL: &str =
     "select set_config(s.key, s.value, true) from json_each_text($1::text::json) as s";
 
-const VISIBLE_SQL: &str = "select extension from realtime.messages where id::text = any($1::text[])";
+const VISIBLE_SQL: &str =
+    "select extension from realtime.messages where id::text = any($1::text[])";
 
 const WRITE_SQL: &str = "insert into realtime.messages (topic, extension, private, event, payload) \
      values ($1::text, $2::text, true, 'probe', '{}'::jsonb)";

@@ -96,11 +96,15 @@ impl Runtime {
         let config = state.config.realtime.clone();
         let admin_url = state.admin_url.expose().to_owned();
         // The pool is created lazily: no connection opens until realtime is used.
-        let pool = manifold_db::create_pool(&admin_url, config.authorizer_connections.max(1), POOL_TIMEOUT)
-            .unwrap_or_else(|_| {
-                manifold_db::create_pool("postgresql://invalid", 1, POOL_TIMEOUT)
-                    .expect("a pool over a constant URL can be built")
-            });
+        let pool = manifold_db::create_pool(
+            &admin_url,
+            config.authorizer_connections.max(1),
+            POOL_TIMEOUT,
+        )
+        .unwrap_or_else(|_| {
+            manifold_db::create_pool("postgresql://invalid", 1, POOL_TIMEOUT)
+                .expect("a pool over a constant URL can be built")
+        });
         let catalog = Arc::new(Catalog::new(pool));
         let authorizer = Arc::new(Authorizer::new(catalog.clone()));
         let hub = Arc::new(Hub::default());

@@ -162,7 +162,13 @@ async fn bad_tables_and_filters_are_reported_as_system_errors() {
     client.send_raw(frame.to_string()).await;
     let reply = client.expect(|f| f["event"] == "phx_reply").await;
     assert_eq!(reply["payload"]["status"], "ok");
-    assert_eq!(reply["payload"]["response"]["postgres_changes"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        reply["payload"]["response"]["postgres_changes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     let mut messages = Vec::new();
     for _ in 0..3 {
         let system = client.expect(|f| f["event"] == "system").await;
@@ -170,9 +176,18 @@ async fn bad_tables_and_filters_are_reported_as_system_errors() {
         assert_eq!(system["payload"]["extension"], "postgres_changes");
         messages.push(system["payload"]["message"].as_str().unwrap().to_owned());
     }
-    assert!(messages[0].starts_with("Unable to subscribe to changes"), "{messages:?}");
-    assert!(messages[1].starts_with("Error parsing `filter` params"), "{messages:?}");
-    assert!(messages[2].contains("invalid input syntax for type bigint"), "{messages:?}");
+    assert!(
+        messages[0].starts_with("Unable to subscribe to changes"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].starts_with("Error parsing `filter` params"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[2].contains("invalid input syntax for type bigint"),
+        "{messages:?}"
+    );
     drop(server);
     drop_slot(&db, &slot).await;
 }
@@ -204,7 +219,9 @@ async fn a_write_committed_right_after_subscribed_is_delivered_every_time() {
         client
             .push(Some(&join_ref), &topic, "phx_leave", json!({}))
             .await;
-        client.expect(|f| f[3] == "phx_close" && f[2] == topic.as_str()).await;
+        client
+            .expect(|f| f[3] == "phx_close" && f[2] == topic.as_str())
+            .await;
     }
     drop(server);
     drop_slot(&db, &slot).await;

@@ -61,7 +61,11 @@ impl Running {
 async fn subscribe(client: &mut Client) {
     let binding = json!({"event": "INSERT", "schema": "public", "table": "rt_orders"});
     let (_, reply) = client
-        .join("realtime:orders", json!({"postgres_changes": [binding]}), None)
+        .join(
+            "realtime:orders",
+            json!({"postgres_changes": [binding]}),
+            None,
+        )
         .await;
     assert_eq!(reply["status"], "ok", "{reply}");
 }
@@ -80,8 +84,12 @@ async fn changes_committed_while_the_server_was_down_arrive_after_restart() {
     let first = Running::start(&db, settings(slot.clone())).await;
     let mut client = Client::connect(&first.url, &first.keys.service_role_key, "2.0.0").await;
     subscribe(&mut client).await;
-    db.execute("insert into rt_orders values (1, 'before')").await;
-    assert_eq!(client.change("realtime:orders").await["data"]["record"]["id"], 1);
+    db.execute("insert into rt_orders values (1, 'before')")
+        .await;
+    assert_eq!(
+        client.change("realtime:orders").await["data"]["record"]["id"],
+        1
+    );
     first.stop().await;
 
     db.execute("insert into rt_orders values (2, 'while down'), (3, 'while down')")
@@ -96,8 +104,12 @@ async fn changes_committed_while_the_server_was_down_arrive_after_restart() {
         ids.push(change["data"]["record"]["id"].as_i64().unwrap());
     }
     assert_eq!(ids, [2, 3]);
-    db.execute("insert into rt_orders values (4, 'after')").await;
-    assert_eq!(client.change("realtime:orders").await["data"]["record"]["id"], 4);
+    db.execute("insert into rt_orders values (4, 'after')")
+        .await;
+    assert_eq!(
+        client.change("realtime:orders").await["data"]["record"]["id"],
+        4
+    );
     second.stop().await;
     drop_slot(&db, &slot).await;
 }
@@ -132,7 +144,10 @@ async fn a_slot_too_far_behind_is_reset_and_reported() {
         status = http
             .get(&status_url)
             .header("apikey", &second.keys.service_role_key)
-            .header("authorization", format!("Bearer {}", second.keys.service_role_key))
+            .header(
+                "authorization",
+                format!("Bearer {}", second.keys.service_role_key),
+            )
             .send()
             .await
             .unwrap()
@@ -159,8 +174,12 @@ async fn a_slot_too_far_behind_is_reset_and_reported() {
     // A fresh slot serves new subscribers.
     let mut client = Client::connect(&second.url, &second.keys.service_role_key, "2.0.0").await;
     subscribe(&mut client).await;
-    db.execute("insert into rt_orders values (7, 'fresh')").await;
-    assert_eq!(client.change("realtime:orders").await["data"]["record"]["id"], 7);
+    db.execute("insert into rt_orders values (7, 'fresh')")
+        .await;
+    assert_eq!(
+        client.change("realtime:orders").await["data"]["record"]["id"],
+        7
+    );
     second.stop().await;
     drop_slot(&db, &slot).await;
 }

@@ -109,7 +109,9 @@ impl Client {
     ) -> String {
         let reference = self.next_ref.to_string();
         self.next_ref += 1;
-        let join_ref = join_ref.map(str::to_owned).unwrap_or_else(|| reference.clone());
+        let join_ref = join_ref
+            .map(str::to_owned)
+            .unwrap_or_else(|| reference.clone());
         let frame = json!([join_ref, reference, topic, event, payload]).to_string();
         self.ws.send(Message::text(frame)).await.unwrap();
         reference
@@ -121,7 +123,12 @@ impl Client {
     }
 
     /// Joins `topic` with `config`; returns (join_ref, reply payload).
-    pub async fn join(&mut self, topic: &str, config: Value, token: Option<&str>) -> (String, Value) {
+    pub async fn join(
+        &mut self,
+        topic: &str,
+        config: Value,
+        token: Option<&str>,
+    ) -> (String, Value) {
         let mut payload = json!({ "config": config });
         if let Some(token) = token {
             payload["access_token"] = json!(token);

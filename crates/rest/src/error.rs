@@ -156,8 +156,12 @@ fn db_error_response(error: &DbError, is_anon: bool) -> Response {
 /// `RAISE SQLSTATE 'PGRST' USING message = '{"code": …}', detail = '{"status": …}'`: the SQL
 /// chooses the whole response, as PostgREST allows. Anything unparsable is PGRST121.
 fn raised_pgrst(message: &str, detail: Option<&str>) -> Response {
-    let body = serde_json::from_str::<Value>(message).ok().filter(Value::is_object);
-    let control = detail.and_then(|d| serde_json::from_str::<Value>(d).ok()).filter(Value::is_object);
+    let body = serde_json::from_str::<Value>(message)
+        .ok()
+        .filter(Value::is_object);
+    let control = detail
+        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(Value::is_object);
     let status = control
         .as_ref()
         .and_then(|c| c.get("status"))
@@ -176,7 +180,11 @@ fn raised_pgrst(message: &str, detail: Option<&str>) -> Response {
             }),
         );
     };
-    let code = body.get("code").and_then(Value::as_str).unwrap_or("").to_owned();
+    let code = body
+        .get("code")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let full = json!({
         "code": body.get("code").cloned().unwrap_or(Value::Null),
         "details": body.get("details").cloned().unwrap_or(Value::Null),
@@ -186,7 +194,8 @@ fn raised_pgrst(message: &str, detail: Option<&str>) -> Response {
     let mut response = json_response(status, &code, &full);
     if let Some(Value::Object(extra)) = control.get("headers") {
         for (name, value) in extra {
-            if let (Some(value), Ok(name)) = (value.as_str(), http::HeaderName::try_from(name.as_str()))
+            if let (Some(value), Ok(name)) =
+                (value.as_str(), http::HeaderName::try_from(name.as_str()))
                 && let Ok(value) = HeaderValue::from_str(value)
             {
                 response.headers_mut().insert(name, value);

@@ -49,13 +49,14 @@ impl RestState {
         Settings {
             schemas: self.config.schemas.clone(),
             max_rows: self.config.max_rows,
-                        aggregates_enabled: self.config.aggregates_enabled,
+            aggregates_enabled: self.config.aggregates_enabled,
             tx_end: match self.config.tx_end {
                 manifold_config::TxEnd::Commit => TxEnd::Commit,
                 manifold_config::TxEnd::CommitAllowOverride => TxEnd::CommitAllowOverride,
                 manifold_config::TxEnd::Rollback => TxEnd::Rollback,
                 manifold_config::TxEnd::RollbackAllowOverride => TxEnd::RollbackAllowOverride,
             },
+            plan_enabled: self.config.plan_enabled,
         }
     }
 }
@@ -112,13 +113,13 @@ async fn serve(state: &RestState, request: Request) -> Result<Response, RestErro
         return Ok(options_response(&api));
     }
     match (&api.target, api.method) {
-                (Target::Relation(_), Method::Get | Method::Head) => {
+        (Target::Relation(_), Method::Get | Method::Head) => {
             read(state, &api, &caller, headers, path, &settings).await
         }
-                (Target::Relation(_), Method::Post | Method::Patch | Method::Put | Method::Delete) => {
+        (Target::Relation(_), Method::Post | Method::Patch | Method::Put | Method::Delete) => {
             write(state, &api, &caller, headers, path, &settings).await
         }
-                (Target::Function(_), _) => call(state, &api, &caller, headers, path, &settings).await,
+        (Target::Function(_), _) => call(state, &api, &caller, headers, path, &settings).await,
         (Target::Root, _) => Ok(openapi_response(state, &api, headers)),
         _ => Err(QueryError::new_unsupported(api.method).into()),
     }
@@ -152,6 +153,9 @@ async fn read(
             error,
             is_anon: caller.is_anon(),
         })?;
+    if let manifold_query::MediaType::Plan(options) = api.representation.media {
+        return Ok(plan_response(&rows, options, api));
+    }
     // The statement aggregates, so it always returns exactly one row.
     let row = rows
         .first()
@@ -176,21 +180,29 @@ async fn write(
 ) -> Result<Response, RestError> {
     let (mut cache, generation) = state.cache.current();
     let translated = match manifold_query::translate_write(api, &cache, settings) {
-        Err(error) if error.kind == ErrorKind::UnknownName && state.cache.reload_after_miss(generation).await => {
+        Err(error)
+            if error.kind == ErrorKind::UnknownName
+                && state.cache.reload_after_miss(generation).await =>
+        {
             cache = state.cache.current().0;
             manifold_query::translate_write(api, &cache, settings)?
         }
         other => other?,
     };
     let ctx = request_context(state, &cache, api, caller, headers, path, Access::ReadWrite)?;
-    let db_error = |error| RestError::Db { error, is_anon: caller.is_anon() };
+    let db_error = |error| RestError::Db {
+        error,
+        is_anon: caller.is_anon(),
+    };
     let reply = if translated.checked {
         let tx = state.db.begin(&ctx).await.map_err(db_error)?;
         let result = run_in(&tx, &translated).await.map_err(db_error)?;
         match translated.reply.finish(result) {
             Ok(reply) if translated.rollback => {
                 // PostgREST checks deferred constraints before rolling back, so they still fail.
-                tx.execute(&Statement::from_static("set constraints all immediate")).await.map_err(db_error)?;
+                tx.execute(&Statement::from_static("set constraints all immediate"))
+                    .await
+                    .map_err(db_error)?;
                 tx.rollback().await.map_err(db_error)?;
                 reply
             }
@@ -204,10 +216,18 @@ async fn write(
             }
         }
     } else if translated.returning {
-        let rows = state.db.run(&ctx, &translated.statement).await.map_err(db_error)?;
+        let rows = state
+            .db
+            .run(&ctx, &translated.statement)
+            .await
+            .map_err(db_error)?;
         translated.reply.finish(write_result(rows.first()))?
     } else {
-        let affected = state.db.execute(&ctx, &translated.statement).await.map_err(db_error)?;
+        let affected = state
+            .db
+            .execute(&ctx, &translated.statement)
+            .await
+            .map_err(db_error)?;
         translated.reply.finish(WriteResult {
             affected: i64::try_from(affected).unwrap_or(i64::MAX),
             ..WriteResult::default()
@@ -225,7 +245,10 @@ async fn run_in(
         Ok(write_result(rows.first()))
     } else {
         let affected = tx.execute(&translated.statement).await?;
-        Ok(WriteResult { affected: i64::try_from(affected).unwrap_or(i64::MAX), ..WriteResult::default() })
+        Ok(WriteResult {
+            affected: i64::try_from(affected).unwrap_or(i64::MAX),
+            ..WriteResult::default()
+        })
     }
 }
 
@@ -254,20 +277,32 @@ async fn call(
 ) -> Result<Response, RestError> {
     let (mut cache, generation) = state.cache.current();
     let translated = match manifold_query::translate_call(api, &cache, settings) {
-        Err(error) if error.kind == ErrorKind::UnknownName && state.cache.reload_after_miss(generation).await => {
+        Err(error)
+            if error.kind == ErrorKind::UnknownName
+                && state.cache.reload_after_miss(generation).await =>
+        {
             cache = state.cache.current().0;
             manifold_query::translate_call(api, &cache, settings)?
         }
         other => other?,
     };
-    let access = if translated.read_only { Access::ReadOnly } else { Access::ReadWrite };
+    let access = if translated.read_only {
+        Access::ReadOnly
+    } else {
+        Access::ReadWrite
+    };
     let ctx = request_context(state, &cache, api, caller, headers, path, access)?;
     let rows = state
         .db
         .run(&ctx, &translated.statement)
         .await
-        .map_err(|error| RestError::Db { error, is_anon: caller.is_anon() })?;
-    let row = rows.first().ok_or(RestError::Internal("the call statement returned no row"))?;
+        .map_err(|error| RestError::Db {
+            error,
+            is_anon: caller.is_anon(),
+        })?;
+    let row = rows
+        .first()
+        .ok_or(RestError::Internal("the call statement returned no row"))?;
     let result = ReadResult {
         total: row.get(0),
         page: row.get(1),
@@ -283,7 +318,11 @@ fn openapi_response(state: &RestState, api: &ApiRequest<'_>, headers: &HeaderMap
     let (cache, _) = state.cache.current();
     let host = header_text(headers, header::HOST.as_str());
     let document = manifold_query::openapi::openapi(&cache, &api.schema, host);
-    let mut response = Response::new(Body::from(if api.method == Method::Head { String::new() } else { document.to_string() }));
+    let mut response = Response::new(Body::from(if api.method == Method::Head {
+        String::new()
+    } else {
+        document.to_string()
+    }));
     let response_headers = response.headers_mut();
     response_headers.insert(
         header::CONTENT_TYPE,
@@ -291,6 +330,30 @@ fn openapi_response(state: &RestState, api: &ApiRequest<'_>, headers: &HeaderMap
     );
     if let Ok(value) = HeaderValue::from_str(&api.schema) {
         response_headers.insert("content-profile", value);
+    }
+    response
+}
+
+/// EXPLAIN output: one JSON document, or the text plan's lines.
+fn plan_response(
+    rows: &[manifold_db::Row],
+    options: manifold_query::PlanOptions,
+    api: &ApiRequest<'_>,
+) -> Response {
+    let body = if options.json {
+        rows.first()
+            .and_then(|row| row.try_get::<_, serde_json::Value>(0).ok())
+            .map(|plan| plan.to_string())
+            .unwrap_or_default()
+    } else {
+        rows.iter()
+            .filter_map(|row| row.try_get::<_, String>(0).ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut response = Response::new(Body::from(body));
+    if let Ok(value) = HeaderValue::from_str(api.representation.content_type()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
     response
 }

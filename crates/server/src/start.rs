@@ -113,7 +113,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let cache = SchemaCacheStore::load(&admin_url, config.rest.schemas.clone(), db.clone())
         .await
         .context("loading the schema cache")?;
-        let state = build_state(config, db, cache, &admin_url, secrets.keys.clone());
+    let state = build_state(config, db, cache, &admin_url, secrets.keys.clone());
     Ok(Prepared {
         state,
         cluster,
@@ -135,7 +135,7 @@ pub fn build_state(
     AppState {
         config: Arc::new(config),
         db,
-                gatekeeper: Arc::new(gatekeeper),
+        gatekeeper: Arc::new(gatekeeper),
         cache,
         admin_url: manifold_config::Secret::new(admin_url),
     }
@@ -175,7 +175,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.config.api.shutdown_grace_secs);
-        let listener_task = tokio::spawn(state.cache.clone().listen(shutdown.clone()));
+    let listener_task = tokio::spawn(state.cache.clone().listen(shutdown.clone()));
     let realtime_task = manifold_realtime::start(state.realtime(), shutdown.clone());
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let server =
@@ -191,7 +191,7 @@ pub async fn serve(
             Ok(())
         }
     };
-        shutdown.cancel();
+    shutdown.cancel();
     let _ = listener_task.await;
     let _ = realtime_task.await;
     served

@@ -21,7 +21,7 @@ pub struct AppState {
     pub db: Db,
     /// Keys, token verification and role rules.
     pub gatekeeper: Arc<Gatekeeper>,
-        /// The schema cache.
+    /// The schema cache.
     pub cache: Arc<SchemaCacheStore>,
     /// Superuser URL of the database (replication, maintenance).
     pub admin_url: manifold_config::Secret,
@@ -72,7 +72,7 @@ impl AppState {
 
     /// The `/realtime/v1` part of the state.
     pub fn realtime(&self) -> RealtimeState {
-                RealtimeState {
+        RealtimeState {
             db: self.db.clone(),
             gatekeeper: self.gatekeeper.clone(),
             config: self.config.clone(),

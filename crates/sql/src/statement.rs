@@ -80,6 +80,15 @@ impl Statement {
         statement
     }
 
+    /// `prefix` followed by `statement` (e.g. `explain (…) ` before a query); placeholders keep
+    /// their numbers.
+    pub fn prefixed(prefix: &'static str, statement: Statement) -> Statement {
+        Statement {
+            text: format!("{prefix}{}", statement.text),
+            binds: statement.binds,
+        }
+    }
+
     /// Appends fixed SQL; `&'static str` keeps request data out of the text.
     pub fn push_sql(&mut self, fragment: &'static str) {
         self.text.push_str(fragment);

@@ -60,9 +60,18 @@ pub struct CallPlan<'c> {
 
 impl<'c> Planner<'c> {
     /// Plans `POST|GET|HEAD /rpc/<name>`.
-    pub(crate) fn call(&self, schema: &str, name: &str, request: &ApiRequest<'_>) -> Result<CallPlan<'c>, QueryError> {
+    pub(crate) fn call(
+        &self,
+        schema: &str,
+        name: &str,
+        request: &ApiRequest<'_>,
+    ) -> Result<CallPlan<'c>, QueryError> {
         let post = request.method == Method::Post;
-        let body_object = if post { post_object(request.body)? } else { None };
+        let body_object = if post {
+            post_object(request.body)?
+        } else {
+            None
+        };
         let keys: Vec<String> = match (&body_object, post) {
             (Some(object), true) => object.keys().cloned().collect(),
             (None, true) => Vec::new(),
@@ -108,11 +117,17 @@ impl<'c> Planner<'c> {
                 (*function, args)
             }
             [] => {
-                let single = post.then(|| candidates.iter().find(|f| takes_whole_body(f))).flatten();
+                let single = post
+                    .then(|| candidates.iter().find(|f| takes_whole_body(f)))
+                    .flatten();
                 match single {
                     Some(function) => {
                         let text = String::from_utf8_lossy(request.body).into_owned();
-                        let text = if text.trim().is_empty() { "{}".to_owned() } else { text };
+                        let text = if text.trim().is_empty() {
+                            "{}".to_owned()
+                        } else {
+                            text
+                        };
                         (function, CallArgs::Single(text))
                     }
                     None => return Err(self.function_not_found(schema, name, &keys, post)),
@@ -126,32 +141,62 @@ impl<'c> Planner<'c> {
             ReturnType::Composite { relation, set } => {
                 let rows: &'c Relation = match relation {
                     Some(table) => self.cache.relation_of(table).ok_or_else(|| {
-                        QueryError::not_implemented("functions returning rows of an unexposed table")
+                        QueryError::not_implemented(
+                            "functions returning rows of an unexposed table",
+                        )
                     })?,
                     None => function.result_columns.as_ref().ok_or_else(|| {
-                        QueryError::not_implemented("functions returning SETOF record without OUT parameters")
+                        QueryError::not_implemented(
+                            "functions returning SETOF record without OUT parameters",
+                        )
                     })?,
                 };
                 let plan = self.read(rows, request.params.select.as_deref(), &request.params)?;
                 CallResult::Rows { set: *set, plan }
             }
         };
-        Ok(CallPlan { function, args, result })
+        Ok(CallPlan {
+            function,
+            args,
+            result,
+        })
     }
 
-    fn function_not_found(&self, schema: &str, name: &str, keys: &[String], post: bool) -> QueryError {
+    fn function_not_found(
+        &self,
+        schema: &str,
+        name: &str,
+        keys: &[String],
+        post: bool,
+    ) -> QueryError {
         let mut sorted = keys.to_vec();
         sorted.sort();
         let (message_part, details_part) = match sorted.as_slice() {
-            [] => (" without parameters".to_owned(), " without parameters".to_owned()),
+            [] => (
+                " without parameters".to_owned(),
+                " without parameters".to_owned(),
+            ),
             [one] => (format!("({one})"), format!(" with parameter {one}")),
-            many => (format!("({})", many.join(", ")), format!(" with parameters {}", many.join(", "))),
+            many => (
+                format!("({})", many.join(", ")),
+                format!(" with parameters {}", many.join(", ")),
+            ),
         };
-        let fallback = if post { " or with a single unnamed json/jsonb parameter" } else { "" };
+        let fallback = if post {
+            " or with a single unnamed json/jsonb parameter"
+        } else {
+            ""
+        };
         let overloads = self.cache.functions(schema, name);
         let hint = if overloads.is_empty() {
-            let names: Vec<&str> = self.cache.functions_in(schema).map(|f| f.qualified.name.as_str()).collect();
-            best_match(name, names, STRICT).map(|(found, _)| format!("Perhaps you meant to call the function {schema}.{found}"))
+            let names: Vec<&str> = self
+                .cache
+                .functions_in(schema)
+                .map(|f| f.qualified.name.as_str())
+                .collect();
+            best_match(name, names, STRICT).map(|(found, _)| {
+                format!("Perhaps you meant to call the function {schema}.{found}")
+            })
         } else {
             let signatures: Vec<String> = overloads
                 .iter()
@@ -162,8 +207,9 @@ impl<'c> Planner<'c> {
                 })
                 .collect();
             let wanted = format!("({})", sorted.join(", "));
-            best_match(&wanted, signatures.iter().map(String::as_str), LOOSE)
-                .map(|(found, _)| format!("Perhaps you meant to call the function {schema}.{name}{found}"))
+            best_match(&wanted, signatures.iter().map(String::as_str), LOOSE).map(|(found, _)| {
+                format!("Perhaps you meant to call the function {schema}.{name}{found}")
+            })
         };
         QueryError::new(
             404,
@@ -180,7 +226,9 @@ impl<'c> Planner<'c> {
 
 /// The POST body as an object (an empty body is `{}`); other JSON gives `None` (only a single
 /// unnamed json parameter can take it).
-fn post_object(body: &[u8]) -> Result<Option<serde_json::Map<String, serde_json::Value>>, QueryError> {
+fn post_object(
+    body: &[u8],
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, QueryError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Some(serde_json::Map::new()));
     }
@@ -191,8 +239,13 @@ fn post_object(body: &[u8]) -> Result<Option<serde_json::Map<String, serde_json:
 /// True when `keys` can call `function` by name: every key is a parameter and every parameter
 /// without a default is given.
 fn accepts(function: &Function, keys: &[String]) -> bool {
-    keys.iter().all(|key| function.params.iter().any(|param| param.name == *key))
-        && function.params.iter().filter(|param| !param.has_default).all(|param| keys.contains(&param.name))
+    keys.iter()
+        .all(|key| function.params.iter().any(|param| param.name == *key))
+        && function
+            .params
+            .iter()
+            .filter(|param| !param.has_default)
+            .all(|param| keys.contains(&param.name))
 }
 
 fn takes_whole_body(function: &Function) -> bool {
@@ -201,15 +254,24 @@ fn takes_whole_body(function: &Function) -> bool {
 }
 
 fn positions(function: &Function, keys: &[String]) -> Vec<usize> {
-    function.params.iter().enumerate().filter(|(_, p)| keys.contains(&p.name)).map(|(i, _)| i).collect()
+    function
+        .params
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| keys.contains(&p.name))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn ambiguous(schema: &str, name: &str, candidates: &[&Function]) -> QueryError {
     let described: Vec<String> = candidates
         .iter()
         .map(|f| {
-            let params: Vec<String> =
-                f.params.iter().map(|p| format!("{} => {}", p.name, p.sql_type.as_str())).collect();
+            let params: Vec<String> = f
+                .params
+                .iter()
+                .map(|p| format!("{} => {}", p.name, p.sql_type.as_str()))
+                .collect();
             format!("{schema}.{name}({})", params.join(", "))
         })
         .collect();

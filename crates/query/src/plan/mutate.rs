@@ -47,11 +47,18 @@ pub struct WritePlan<'c> {
 
 impl<'c> Planner<'c> {
     /// Plans a POST, PATCH, PUT or DELETE on `relation`.
-    pub(crate) fn write(&self, relation: &'c Relation, request: &ApiRequest<'_>) -> Result<WritePlan<'c>, QueryError> {
+    pub(crate) fn write(
+        &self,
+        relation: &'c Relation,
+        request: &ApiRequest<'_>,
+    ) -> Result<WritePlan<'c>, QueryError> {
         let params = &request.params;
         let mut read = self.read(relation, params.select.as_deref(), params)?;
         let conditions = std::mem::take(&mut read.conditions);
-        if conditions.iter().any(|c| matches!(c, ConditionPlan::EmbedIsNull { .. })) {
+        if conditions
+            .iter()
+            .any(|c| matches!(c, ConditionPlan::EmbedIsNull { .. }))
+        {
             return Err(QueryError::not_implemented(
                 "Filters on embedded resources cannot select the rows of a write.",
             ));
@@ -85,7 +92,9 @@ impl<'c> Planner<'c> {
             Method::Put => {
                 check_put(relation, &conditions, request, payload.as_ref())?;
                 let target = conflict_target(relation, None)?.unwrap_or_default();
-                WriteKind::Insert { conflict: Some((target, Resolution::MergeDuplicates)) }
+                WriteKind::Insert {
+                    conflict: Some((target, Resolution::MergeDuplicates)),
+                }
             }
             Method::Patch => {
                 if payload.as_ref().is_some_and(|p| p.is_array) {
@@ -96,7 +105,9 @@ impl<'c> Planner<'c> {
             _ => WriteKind::Delete,
         };
         let missing_default = request.prefer.missing == Some(Missing::Default)
-            && payload.as_ref().is_some_and(|p| p.is_array && params.columns.is_some());
+            && payload
+                .as_ref()
+                .is_some_and(|p| p.is_array && params.columns.is_some());
         Ok(WritePlan {
             relation,
             kind,
@@ -111,23 +122,41 @@ impl<'c> Planner<'c> {
 }
 
 fn check_content_type(content_type: Option<&str>) -> Result<(), QueryError> {
-    let essence = content_type.unwrap_or("application/json").split(';').next().unwrap_or("").trim();
+    let essence = content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
     if essence.is_empty() || essence.eq_ignore_ascii_case("application/json") {
         return Ok(());
     }
-    Err(QueryError::new(400, "PGRST102", format!("Content-Type not acceptable: {essence}"))
-        .kind(ErrorKind::BadRequest))
+    Err(QueryError::new(
+        400,
+        "PGRST102",
+        format!("Content-Type not acceptable: {essence}"),
+    )
+    .kind(ErrorKind::BadRequest))
 }
 
 /// The payload's keys as columns; an unknown key is PGRST204 (the alphabetically first one).
-fn written_columns<'c>(relation: &'c Relation, keys: &[String]) -> Result<Vec<&'c Column>, QueryError> {
-    let mut unknown: Vec<&String> = keys.iter().filter(|key| relation.column(key).is_none()).collect();
+fn written_columns<'c>(
+    relation: &'c Relation,
+    keys: &[String],
+) -> Result<Vec<&'c Column>, QueryError> {
+    let mut unknown: Vec<&String> = keys
+        .iter()
+        .filter(|key| relation.column(key).is_none())
+        .collect();
     unknown.sort();
     if let Some(key) = unknown.first() {
         return Err(QueryError::new(
             400,
             "PGRST204",
-            format!("Could not find the '{key}' column of '{}' in the schema cache", relation.name()),
+            format!(
+                "Could not find the '{key}' column of '{}' in the schema cache",
+                relation.name()
+            ),
         )
         .kind(ErrorKind::UnknownName));
     }
@@ -135,7 +164,10 @@ fn written_columns<'c>(relation: &'c Relation, keys: &[String]) -> Result<Vec<&'
 }
 
 /// `on_conflict=` columns, else the primary key; `None` when neither exists (a plain insert).
-fn conflict_target<'c>(relation: &'c Relation, on_conflict: Option<&[String]>) -> Result<Option<Vec<&'c Column>>, QueryError> {
+fn conflict_target<'c>(
+    relation: &'c Relation,
+    on_conflict: Option<&[String]>,
+) -> Result<Option<Vec<&'c Column>>, QueryError> {
     let names: Vec<String> = match on_conflict {
         Some(names) => names.to_vec(),
         None if relation.primary_key.is_empty() => return Ok(None),
@@ -143,7 +175,11 @@ fn conflict_target<'c>(relation: &'c Relation, on_conflict: Option<&[String]>) -
     };
     names
         .iter()
-        .map(|name| relation.column(name).ok_or_else(|| super::unknown_column(relation, name)))
+        .map(|name| {
+            relation
+                .column(name)
+                .ok_or_else(|| super::unknown_column(relation, name))
+        })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
@@ -156,7 +192,11 @@ fn check_put(
     payload: Option<&Payload>,
 ) -> Result<(), QueryError> {
     if !request.params.limits.is_empty() || !request.params.offsets.is_empty() {
-        return Err(QueryError::new(400, "PGRST114", "limit/offset querystring parameters are not allowed for PUT"));
+        return Err(QueryError::new(
+            400,
+            "PGRST114",
+            "limit/offset querystring parameters are not allowed for PUT",
+        ));
     }
     let pk = &relation.primary_key;
     let mut filtered: Vec<(&str, &str)> = Vec::new();
@@ -185,13 +225,19 @@ fn check_put(
     let object = payload.and_then(|p| p.object.as_ref()).ok_or_else(|| {
         QueryError::new(400, "PGRST102", "Empty or invalid json").kind(ErrorKind::BadRequest)
     })?;
-    let matches = filtered.iter().all(|(name, value)| match object.get(*name) {
-        Some(serde_json::Value::String(text)) => text == value,
-        Some(other) => other.to_string() == *value,
-        None => false,
-    });
+    let matches = filtered
+        .iter()
+        .all(|(name, value)| match object.get(*name) {
+            Some(serde_json::Value::String(text)) => text == value,
+            Some(other) => *value == other.to_string().as_str(),
+            None => false,
+        });
     if !matches {
-        return Err(QueryError::new(400, "PGRST115", "Payload values do not match URL in primary key column(s)"));
+        return Err(QueryError::new(
+            400,
+            "PGRST115",
+            "Payload values do not match URL in primary key column(s)",
+        ));
     }
     Ok(())
 }

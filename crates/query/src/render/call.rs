@@ -13,7 +13,7 @@ pub fn render_call(plan: &CallPlan<'_>, body: BodyKind, count: bool) -> Statemen
     let mut stmt = Statement::from_static("with pgrst_args as (");
     args(&mut stmt, plan);
     stmt.push_sql("), pgrst_call as materialized (select ");
-        match &plan.result {
+    match &plan.result {
         CallResult::Rows { .. } => {
             stmt.push_sql("pgrst_fn.* from pgrst_args, lateral ");
             call(&mut stmt, plan);
@@ -29,18 +29,27 @@ pub fn render_call(plan: &CallPlan<'_>, body: BodyKind, count: bool) -> Statemen
             stmt.push_sql(" as pgrst_scalar from pgrst_args");
         }
     }
-        stmt.push_sql("), ");
+    stmt.push_sql("), ");
     match &plan.result {
         CallResult::Rows { plan: read, .. } => {
             render_select(
                 &mut stmt,
                 read,
-                &SelectOptions { body, count, source: RootSource::Cte("pgrst_call"), extra: &null_extras },
+                &SelectOptions {
+                    body,
+                    count,
+                    source: RootSource::Cte("pgrst_call"),
+                    extra: &null_extras,
+                },
             );
         }
         CallResult::Scalar { set } => {
             stmt.push_sql("pgrst_source as (select * from pgrst_call) select ");
-            stmt.push_sql(if count { "count(*)::int8" } else { "null::int8" });
+            stmt.push_sql(if count {
+                "count(*)::int8"
+            } else {
+                "null::int8"
+            });
             stmt.push_sql(" as total, count(*)::int8 as page, ");
             match body {
                 BodyKind::None => stmt.push_sql("null::text"),
@@ -80,7 +89,10 @@ fn args(stmt: &mut Statement, plan: &CallPlan<'_>) {
             }
             stmt.push_sql(" as pgrst_body");
         }
-        CallArgs::Json { text, params: given } => {
+        CallArgs::Json {
+            text,
+            params: given,
+        } => {
             stmt.push_sql("select * from json_to_record(");
             stmt.push_bind(text.as_str());
             stmt.push_sql("::json) as pgrst_input(");
@@ -105,7 +117,11 @@ fn args(stmt: &mut Statement, plan: &CallPlan<'_>) {
                     stmt.push_sql(", ");
                 }
                 // A variadic parameter repeated in the query string collects into an array.
-                let value = if param.variadic { array_literal(texts) } else { texts.first().cloned().unwrap_or_default() };
+                let value = if param.variadic {
+                    array_literal(texts)
+                } else {
+                    texts.first().cloned().unwrap_or_default()
+                };
                 stmt.push_bind(value);
                 stmt.push_sql("::");
                 stmt.push_type(&param.sql_type);

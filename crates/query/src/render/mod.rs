@@ -5,6 +5,6 @@ mod expr;
 mod mutate;
 mod read;
 
-pub use read::{BodyKind, RootSource, SelectOptions, null_extras, render_read, render_select};
-pub use mutate::{WriteOutput, render_write};
 pub use call::render_call;
+pub use mutate::{WriteOutput, render_write};
+pub use read::{BodyKind, RootSource, SelectOptions, null_extras, render_read, render_select};

@@ -49,7 +49,9 @@ pub fn render_write(plan: &WritePlan<'_>, output: WriteOutput) -> Statement {
     let relation = plan.relation;
     let extra = move |stmt: &mut Statement| {
         if output.inserted && tracks_inserts(relation.kind) {
-            stmt.push_sql(", (select count(*) from pgrst_mutation where pgrst_inserted)::int8 as inserted");
+            stmt.push_sql(
+                ", (select count(*) from pgrst_mutation where pgrst_inserted)::int8 as inserted",
+            );
         } else {
             stmt.push_sql(", null::int8 as inserted");
         }
@@ -93,7 +95,10 @@ fn payload_cte(stmt: &mut Statement, plan: &WritePlan<'_>) {
     let Some(payload) = &plan.payload else { return };
     stmt.push_sql("pgrst_payload as (select ");
     let defaults: Vec<_> = if plan.missing_default {
-        plan.columns.iter().filter(|c| c.default_expr.is_some()).collect()
+        plan.columns
+            .iter()
+            .filter(|c| c.default_expr.is_some())
+            .collect()
     } else {
         Vec::new()
     };
@@ -157,7 +162,9 @@ fn mutation(stmt: &mut Statement, plan: &WritePlan<'_>, output: WriteOutput) {
                 stmt.push_sql(")");
                 match resolution {
                     Resolution::IgnoreDuplicates => stmt.push_sql(" do nothing"),
-                    Resolution::MergeDuplicates if plan.columns.is_empty() => stmt.push_sql(" do nothing"),
+                    Resolution::MergeDuplicates if plan.columns.is_empty() => {
+                        stmt.push_sql(" do nothing")
+                    }
                     Resolution::MergeDuplicates => {
                         stmt.push_sql(" do update set ");
                         for (index, column) in plan.columns.iter().enumerate() {

@@ -140,7 +140,12 @@ pub fn render_read(plan: &ReadPlan<'_>, body: BodyKind, count: bool) -> Statemen
     render_select(
         &mut stmt,
         plan,
-        &SelectOptions { body, count, source: RootSource::Relation, extra: &null_extras },
+        &SelectOptions {
+            body,
+            count,
+            source: RootSource::Relation,
+            extra: &null_extras,
+        },
     );
     stmt
 }
@@ -285,7 +290,9 @@ impl Renderer {
         self.stmt.push_sql(" from ");
         match (link, self.root_source) {
             (None, RootSource::Cte(name)) => self.stmt.push_sql(name),
-            _ => self.stmt.push_qualified(plan.relation.schema(), plan.relation.name()),
+            _ => self
+                .stmt
+                .push_qualified(plan.relation.schema(), plan.relation.name()),
         }
         self.stmt.push_sql(" as ");
         self.stmt.push_alias("t", alias);

@@ -198,6 +198,42 @@ pub enum MediaType {
     Csv,
     /// The OpenAPI document (root only).
     OpenApi,
+    /// EXPLAIN output (`application/vnd.pgrst.plan`), when `db-plan-enabled`.
+    Plan(PlanOptions),
+}
+
+/// What `Accept: application/vnd.pgrst.plan…` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlanOptions {
+    /// `+json` (else text).
+    pub json: bool,
+    /// `options=analyze`.
+    pub analyze: bool,
+    /// `options=verbose`.
+    pub verbose: bool,
+    /// `options=settings`.
+    pub settings: bool,
+    /// `options=buffers`.
+    pub buffers: bool,
+    /// `options=wal`.
+    pub wal: bool,
+}
+
+impl PlanOptions {
+    /// The `explain (…) ` prefix.
+    pub fn explain_prefix(self) -> &'static str {
+        // Every combination is a fixed string, so no request text reaches the SQL.
+        match (self.json, self.analyze, self.verbose) {
+            (true, false, false) => "explain (format json) ",
+            (true, true, false) => "explain (format json, analyze) ",
+            (true, false, true) => "explain (format json, verbose) ",
+            (true, true, true) => "explain (format json, analyze, verbose) ",
+            (false, false, false) => "explain (format text) ",
+            (false, true, false) => "explain (format text, analyze) ",
+            (false, false, true) => "explain (format text, verbose) ",
+            (false, true, true) => "explain (format text, analyze, verbose) ",
+        }
+    }
 }
 
 /// The negotiated representation.
@@ -229,12 +265,22 @@ impl Representation {
             }
             (MediaType::Csv, _) => "text/csv; charset=utf-8",
             (MediaType::OpenApi, _) => "application/openapi+json; charset=utf-8",
+            (MediaType::Plan(options), _) if options.json => {
+                "application/vnd.pgrst.plan+json; for=\"application/json\"; charset=utf-8"
+            }
+            (MediaType::Plan(_), _) => {
+                "application/vnd.pgrst.plan+text; for=\"application/json\"; charset=utf-8"
+            }
         }
     }
 }
 
 /// Picks the first media type in `Accept` that can be produced. `root` allows OpenAPI.
-pub fn negotiate(accept: Option<&str>, root: bool) -> Result<Representation, QueryError> {
+pub fn negotiate(
+    accept: Option<&str>,
+    root: bool,
+    plan_enabled: bool,
+) -> Result<Representation, QueryError> {
     let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
         return Ok(if root {
             Representation {
@@ -263,6 +309,31 @@ pub fn negotiate(accept: Option<&str>, root: bool) -> Result<Representation, Que
                 Some(MediaType::SingleObject)
             }
             "text/csv" if !root => Some(MediaType::Csv),
+            "application/vnd.pgrst.plan"
+            | "application/vnd.pgrst.plan+text"
+            | "application/vnd.pgrst.plan+json"
+                if !root && plan_enabled =>
+            {
+                let mut options = PlanOptions {
+                    json: essence.ends_with("+json"),
+                    ..PlanOptions::default()
+                };
+                for param in &params {
+                    if let Some(list) = param.strip_prefix("options=") {
+                        for option in list.split('|') {
+                            match option {
+                                "analyze" => options.analyze = true,
+                                "verbose" => options.verbose = true,
+                                "settings" => options.settings = true,
+                                "buffers" => options.buffers = true,
+                                "wal" => options.wal = true,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                Some(MediaType::Plan(options))
+            }
             _ => None,
         };
         if let Some(media) = found {
@@ -332,10 +403,13 @@ mod tests {
 
     #[test]
     fn accept_negotiation() {
-        assert_eq!(negotiate(None, false).unwrap(), Representation::JSON);
-        assert_eq!(negotiate(Some("*/*"), false).unwrap(), Representation::JSON);
+        assert_eq!(negotiate(None, false, false).unwrap(), Representation::JSON);
         assert_eq!(
-            negotiate(Some("application/vnd.pgrst.object+json"), false)
+            negotiate(Some("*/*"), false, false).unwrap(),
+            Representation::JSON
+        );
+        assert_eq!(
+            negotiate(Some("application/vnd.pgrst.object+json"), false, false)
                 .unwrap()
                 .media,
             MediaType::SingleObject
@@ -343,23 +417,26 @@ mod tests {
         assert!(
             negotiate(
                 Some("application/vnd.pgrst.object+json;nulls=stripped"),
+                false,
                 false
             )
             .unwrap()
             .strip_nulls
         );
         assert_eq!(
-            negotiate(Some("text/csv"), false).unwrap().media,
+            negotiate(Some("text/csv"), false, false).unwrap().media,
             MediaType::Csv
         );
         assert_eq!(
-            negotiate(Some("text/html, text/csv"), false).unwrap().media,
+            negotiate(Some("text/html, text/csv"), false, false)
+                .unwrap()
+                .media,
             MediaType::Csv
         );
-        let error = negotiate(Some("text/html"), false).unwrap_err();
+        let error = negotiate(Some("text/html"), false, false).unwrap_err();
         assert_eq!((error.status, error.code), (406, "PGRST107"));
         assert_eq!(
-            negotiate(Some("application/openapi+json"), true)
+            negotiate(Some("application/openapi+json"), true, false)
                 .unwrap()
                 .media,
             MediaType::OpenApi

@@ -32,8 +32,7 @@ const ROLE_SQL: &str = "select coalesce(bool_or(r.rolbypassrls or r.rolsuper), f
      coalesce(bool_or(has_table_privilege($2::text, c.oid, 'SELECT')), false) \
      from pg_class c, pg_roles r where c.oid = $1::int8::oid and r.rolname = $2::text";
 
-const COLUMN_PRIVILEGES_SQL: &str =
-    "select has_column_privilege($2::text, a.attrelid, a.attnum, 'SELECT') \
+const COLUMN_PRIVILEGES_SQL: &str = "select has_column_privilege($2::text, a.attrelid, a.attnum, 'SELECT') \
      from pg_attribute a where a.attrelid = $1::int8::oid and a.attnum > 0 \
      and not a.attisdropped order by a.attnum";
 

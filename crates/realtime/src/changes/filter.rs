@@ -41,7 +41,6 @@ impl Operator {
             _ => return None,
         })
     }
-
 }
 
 /// One parsed condition before the column is resolved.
@@ -232,7 +231,10 @@ impl Comparison {
     fn compare(self, left: &str, right: &str) -> Option<Ordering> {
         match self {
             Self::Integer => Some(left.parse::<i128>().ok()?.cmp(&right.parse::<i128>().ok()?)),
-            Self::Float => left.parse::<f64>().ok()?.partial_cmp(&right.parse::<f64>().ok()?),
+            Self::Float => left
+                .parse::<f64>()
+                .ok()?
+                .partial_cmp(&right.parse::<f64>().ok()?),
             Self::Numeric => compare_numeric(left, right),
             Self::Instant => Some(timestamptz_micros(left)?.cmp(&timestamptz_micros(right)?)),
             Self::Text | Self::IsoText | Self::Opaque | Self::Bool => Some(left.cmp(right)),
@@ -348,7 +350,11 @@ fn compare_numeric(left: &str, right: &str) -> Option<Ordering> {
             None => (false, text.strip_prefix('+').unwrap_or(text)),
         };
         let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-        if !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        if !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let whole = whole.trim_start_matches('0').to_owned();
@@ -399,8 +405,14 @@ mod tests {
         assert_eq!(parse_filter("  ").unwrap(), vec![]);
         assert_eq!(parse_filter("a=eq.1,"), Err(FilterError::EmptySegment));
         assert_eq!(parse_filter("a=in.1"), Err(FilterError::InParentheses));
-        assert!(matches!(parse_filter("a=foo.1"), Err(FilterError::Parse(_))));
-        let many = (0..101).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        assert!(matches!(
+            parse_filter("a=foo.1"),
+            Err(FilterError::Parse(_))
+        ));
+        let many = (0..101)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         assert_eq!(
             parse_filter(&format!("a=in.({many})")),
             Err(FilterError::TooManyValues)

@@ -150,7 +150,10 @@ impl Change {
             data.insert("record".into(), new.json(table, columns.iter().copied()));
         }
         if let Some(old) = self.old_record(table) {
-            data.insert("old_record".into(), old.json(table, columns.iter().copied()));
+            data.insert(
+                "old_record".into(),
+                old.json(table, columns.iter().copied()),
+            );
         }
         data.insert("errors".into(), Value::Null);
         Value::Object(data).to_string()

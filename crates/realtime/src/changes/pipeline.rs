@@ -118,10 +118,10 @@ impl Pipeline {
                 let Some(judged) = change.judged() else {
                     continue;
                 };
-                let entries =
-                    self.parts
-                        .registry
-                        .matching(table.oid, change.kind, |index| judged.text(index));
+                let entries = self
+                    .parts
+                    .registry
+                    .matching(table.oid, change.kind, |index| judged.text(index));
                 if !entries.is_empty() {
                     pending.push(Pending {
                         table,
@@ -222,9 +222,8 @@ impl Pipeline {
             let Some(first) = group.first() else { continue };
             let link = &first.link;
             let role = link.identity().role.clone();
-            let access = match self.parts.catalog.access(&item.table, &role).await {
-                Ok(access) => access,
-                Err(_) => continue,
+            let Ok(access) = self.parts.catalog.access(&item.table, &role).await else {
+                continue;
             };
             // Bindings with different select lists get separate messages.
             let mut by_columns: BTreeMap<Vec<usize>, Vec<u64>> = BTreeMap::new();
@@ -279,7 +278,10 @@ impl Pipeline {
         let (Some(topic), Some(event)) = (text("topic"), text("event")) else {
             return;
         };
-        if text("extension").as_deref().is_some_and(|e| e != "broadcast") {
+        if text("extension")
+            .as_deref()
+            .is_some_and(|e| e != "broadcast")
+        {
             return;
         }
         let payload = text("payload")

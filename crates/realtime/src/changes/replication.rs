@@ -90,7 +90,6 @@ impl Replication {
         })
     }
 
-
     /// Boot: when the durable slot exists, resume it now and hold the backlog for the grace
     /// period so reconnecting clients can rejoin first; a slot already too far behind is reset
     /// and reported instead.
@@ -130,7 +129,8 @@ impl Replication {
             return;
         }
         let this = self.clone();
-        self.tracker.spawn(async move { this.supervise(hold).await });
+        self.tracker
+            .spawn(async move { this.supervise(hold).await });
         let this = self.clone();
         self.tracker.spawn(async move { this.watch_slot().await });
     }

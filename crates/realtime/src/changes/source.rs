@@ -35,12 +35,10 @@ pub(crate) trait WalSource: Send {
 pub(crate) struct Acknowledger(Arc<SharedLsnFeedback>);
 
 impl Acknowledger {
-
     /// Everything up to `lsn` has been handed to the sockets' queues.
     pub(crate) fn confirm(&self, lsn: u64) {
         self.0.update_applied_lsn(lsn);
     }
-
 }
 
 /// The replication connection of `pg_walstream`.

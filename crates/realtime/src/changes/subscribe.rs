@@ -86,8 +86,8 @@ async fn prepare_one(
         (None, Some(table)) => ("public", table),
         (Some(schema), Some(table)) => (schema, table),
     };
-    let conditions = parse_filter(text_field(raw, "filter").unwrap_or(""))
-        .map_err(|error| error.to_string())?;
+    let conditions =
+        parse_filter(text_field(raw, "filter").unwrap_or("")).map_err(|error| error.to_string())?;
     let select = match raw.get("select") {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) => Some(

@@ -244,7 +244,6 @@ pub(crate) fn timestamptz_micros(text: &str) -> Option<i64> {
     })
 }
 
-
 fn local_micros(date: &str, time: &str) -> Option<i64> {
     let mut date_parts = date.split('-');
     let year = digits(date_parts.next()?)?;
@@ -314,7 +313,6 @@ pub(crate) fn commit_timestamp(postgres_micros: i64) -> String {
     )
 }
 
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -350,7 +348,10 @@ mod tests {
     #[test]
     fn arrays_parse_with_quotes_nulls_and_nesting() {
         assert_eq!(
-            to_json(JsonKind::Array(ElementKind::Text), r#"{a,"b c","d\"e",NULL}"#),
+            to_json(
+                JsonKind::Array(ElementKind::Text),
+                r#"{a,"b c","d\"e",NULL}"#
+            ),
             json!(["a", "b c", "d\"e", null])
         );
         assert_eq!(

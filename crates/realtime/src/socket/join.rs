@@ -59,7 +59,11 @@ impl Session {
     }
 
     pub(super) async fn join(&mut self, inbound: Inbound) {
-        let config = inbound.payload.get("config").cloned().unwrap_or(Value::Null);
+        let config = inbound
+            .payload
+            .get("config")
+            .cloned()
+            .unwrap_or(Value::Null);
         let Some(name) = inbound.topic.strip_prefix("realtime:").map(str::to_owned) else {
             return self.error_reply(&inbound, "unmatched topic");
         };
@@ -108,8 +112,7 @@ impl Session {
         };
         let broadcast = config.get("broadcast");
         let presence = config.get("presence");
-        let mut presence_enabled =
-            flag(presence.and_then(|p| p.get("enabled"))).unwrap_or(true);
+        let mut presence_enabled = flag(presence.and_then(|p| p.get("enabled"))).unwrap_or(true);
         let identity = self.channel_identity(&verified, private.then_some(name.as_str()));
         if private {
             let mut wanted = vec!["broadcast"];
@@ -229,13 +232,8 @@ impl Session {
                 self.outbox.push(frame);
             }
             for error in &changes_errors {
-                let frame = self.system_frame(
-                    &channel,
-                    &inbound.topic,
-                    "postgres_changes",
-                    "error",
-                    error,
-                );
+                let frame =
+                    self.system_frame(&channel, &inbound.topic, "postgres_changes", "error", error);
                 self.outbox.push(frame);
             }
         }
@@ -270,8 +268,9 @@ impl Session {
                 .await
                 .unwrap_or_default();
             if allowed.is_empty() {
-                let message =
-                    format!("You no longer have permission to read from this Channel topic: {name}");
+                let message = format!(
+                    "You no longer have permission to read from this Channel topic: {name}"
+                );
                 return self.fail_channel(&inbound.topic, &message);
             }
         }
@@ -319,7 +318,11 @@ impl Session {
         };
         if size > self.runtime.state.config.realtime.max_payload_bytes {
             if ack {
-                self.reply(&inbound, "error", json!({ "error": "payload_size_exceeded" }));
+                self.reply(
+                    &inbound,
+                    "error",
+                    json!({ "error": "payload_size_exceeded" }),
+                );
             }
             return;
         }

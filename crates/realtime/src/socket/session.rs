@@ -116,12 +116,11 @@ impl Session {
         }
         match inbound.event.as_str() {
             "phx_join" => self.join(inbound).await,
-            "phx_leave" => {
-                if self.channels.contains_key(&inbound.topic) {
-                    self.reply(&inbound, "ok", json!({}));
-                    self.close_channel(&inbound.topic);
-                }
+            "phx_leave" if self.channels.contains_key(&inbound.topic) => {
+                self.reply(&inbound, "ok", json!({}));
+                self.close_channel(&inbound.topic);
             }
+            "phx_leave" => {}
             "access_token" => self.refresh_token(inbound).await,
             "broadcast" => self.broadcast(inbound).await,
             "presence" => self.presence(inbound).await,

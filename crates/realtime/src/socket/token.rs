@@ -69,13 +69,16 @@ pub(crate) fn verify(gatekeeper: &Gatekeeper, token: &str) -> Result<Verified, T
         let expires_at = exp_of(caller.claims());
         return Ok(Verified { caller, expires_at });
     }
-    let claims = gatekeeper.verifier().verify(token).map_err(|error| match error {
-        JwtError::Expired => {
-            TokenError::Expired(unverified_exp(token).map_or(0, |exp| unix_now() - exp))
-        }
-        JwtError::Signature | JwtError::NoKey | JwtError::Algorithm => TokenError::Signature,
-        _ => TokenError::Malformed,
-    })?;
+    let claims = gatekeeper
+        .verifier()
+        .verify(token)
+        .map_err(|error| match error {
+            JwtError::Expired => {
+                TokenError::Expired(unverified_exp(token).map_or(0, |exp| unix_now() - exp))
+            }
+            JwtError::Signature | JwtError::NoKey | JwtError::Algorithm => TokenError::Signature,
+            _ => TokenError::Malformed,
+        })?;
     let has_role = claims.get("role").and_then(Value::as_str).is_some();
     let Some(expires_at) = exp_of(&claims).filter(|_| has_role) else {
         return Err(TokenError::MissingClaims);

@@ -315,7 +315,11 @@ fn functions_by_name(
             .filter_map(|entry| entry.split_once('='))
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
-                let outputs: Vec<_> = func.args.iter().filter(|arg| matches!(arg.mode.as_str(), "o" | "b" | "t")).collect();
+        let outputs: Vec<_> = func
+            .args
+            .iter()
+            .filter(|arg| matches!(arg.mode.as_str(), "o" | "b" | "t"))
+            .collect();
         let result_columns = (!outputs.is_empty()).then(|| {
             let mut relation = Relation {
                 oid: 0,
@@ -334,8 +338,14 @@ fn functions_by_name(
             };
             for (index, arg) in outputs.iter().enumerate() {
                 let base = arg.type_sql.trim_end_matches("[]");
-                let category = if arg.type_sql.ends_with("[]") { "A" } else { "" };
-                relation.column_index.insert(arg.name.clone(), relation.columns.len());
+                let category = if arg.type_sql.ends_with("[]") {
+                    "A"
+                } else {
+                    ""
+                };
+                relation
+                    .column_index
+                    .insert(arg.name.clone(), relation.columns.len());
                 relation.columns.push(Column {
                     name: Ident::from_catalog(arg.name.clone()),
                     attnum: i16::try_from(index + 1).unwrap_or(i16::MAX),
@@ -353,7 +363,10 @@ fn functions_by_name(
             }
             relation
         });
-        functions.entry((func.schema.clone(), func.name.clone())).or_default().push(Function {
+        functions
+            .entry((func.schema.clone(), func.name.clone()))
+            .or_default()
+            .push(Function {
                 oid: func.oid,
                 qualified: QualifiedName {
                     schema: Ident::from_catalog(func.schema.clone()),
@@ -362,10 +375,10 @@ fn functions_by_name(
                 params,
                 returns,
                 volatility,
-                            settings,
-            description: func.description.clone(),
-            result_columns,
-        });
+                settings,
+                description: func.description.clone(),
+                result_columns,
+            });
     }
     functions
 }

@@ -339,7 +339,7 @@ pub struct Function {
     pub returns: ReturnType,
     /// Volatility.
     pub volatility: Volatility,
-        /// `SET` clauses.
+    /// `SET` clauses.
     pub settings: Vec<(String, String)>,
     /// Comment.
     pub description: Option<String>,

@@ -21,7 +21,12 @@ use sqlparser::parser::Parser;
 const MAX_INLINE_DEPTH: usize = 8;
 
 /// Builtins whose result depends on session state the compiled query does not reproduce.
-const SESSION_BUILTINS: &[&str] = &["set_config", "session_user", "pg_backend_pid", "txid_current"];
+const SESSION_BUILTINS: &[&str] = &[
+    "set_config",
+    "session_user",
+    "pg_backend_pid",
+    "txid_current",
+];
 
 /// Constructs sqlparser parses as functions though they are syntax, not `pg_proc` entries.
 const SYNTAX_FUNCTIONS: &[&str] = &[
@@ -238,7 +243,9 @@ impl Compiler<'_> {
         let Some(name) = args.first().and_then(string_literal) else {
             return refuse("current_setting with a computed name");
         };
-        let missing_ok = args.get(1).is_some_and(|arg| bool_literal(arg) == Some(true));
+        let missing_ok = args
+            .get(1)
+            .is_some_and(|arg| bool_literal(arg) == Some(true));
         if !self.settings.contains(&name) && !missing_ok {
             return refuse(format!("setting {name} is not provided"));
         }
@@ -415,7 +422,10 @@ mod tests {
             "(x = current_setting(name))",
             "(unknown.fn() = 1)",
         ] {
-            assert!(compiler.compile(&parse_expr(text).unwrap()).is_err(), "{text}");
+            assert!(
+                compiler.compile(&parse_expr(text).unwrap()).is_err(),
+                "{text}"
+            );
         }
     }
 

@@ -69,7 +69,11 @@ impl Identity {
         };
         let mut settings =
             RequestContext::new(role, SEARCH_PATH.to_owned(), info, Access::ReadOnly).settings;
-        settings.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        settings.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let object: serde_json::Map<String, serde_json::Value> = settings
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
@@ -191,9 +195,7 @@ impl Authorizer {
             .unzip();
         let mut client = self.catalog.pool().get().await?;
         let transaction = client.transaction().await?;
-        transaction
-            .query(ROLE_SQL, &[&role, &SEARCH_PATH])
-            .await?;
+        transaction.query(ROLE_SQL, &[&role, &SEARCH_PATH]).await?;
         let statement = transaction.prepare_cached(&sql).await?;
         let visible = transaction
             .query(

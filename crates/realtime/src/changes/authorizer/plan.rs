@@ -135,7 +135,7 @@ async fn compile_all(
             let row = transaction
                 .query_opt(RELATION_SQL, &[&relation, &role])
                 .await?;
-            if !row.is_some_and(|row| row.get::<_, Option<bool>>(0) == Some(true)) {
+            if row.is_none_or(|row| row.get::<_, Option<bool>>(0) != Some(true)) {
                 return Ok(Err(NotCompilable(format!(
                     "reads {relation}, which row security guards"
                 ))));
@@ -183,9 +183,7 @@ async fn fetch_functions(
         if fetched > 64 {
             return Ok(Err(NotCompilable("too many helper functions".into())));
         }
-        let rows = transaction
-            .query(FUNCTIONS_SQL, &[&key.0, &key.1])
-            .await?;
+        let rows = transaction.query(FUNCTIONS_SQL, &[&key.0, &key.1]).await?;
         let overloads: Vec<FunctionDef> = rows
             .iter()
             .map(|row| FunctionDef {
