@@ -32,6 +32,10 @@ cleanup() {
     echo "---- server log (last 80 lines) ----" >&2
     tail -n 80 "$work/server.log" >&2
   fi
+  # E2E_SERVER_LOG=<file> keeps the whole server log for debugging.
+  if [ -n "${E2E_SERVER_LOG:-}" ] && [ -f "$work/server.log" ]; then
+    cp "$work/server.log" "$E2E_SERVER_LOG"
+  fi
   rm -rf "$work"
   exit "$status"
 }

@@ -224,6 +224,32 @@ test('tokens from admin generateLink verify: signup code and magic link hash', a
   assert.equal(signedIn.data.user.email, address);
 });
 
+test('resend mails a new signup confirmation that verifies an unconfirmed user', async () => {
+  const address = email('resend');
+  const admin = client(SERVICE_ROLE_KEY).auth.admin;
+  const created = await admin.createUser({ email: address, password: PASSWORD });
+  assert.equal(created.error, null);
+  assert.equal(created.data.user.email_confirmed_at, undefined);
+  const unconfirmed = await client().auth.signInWithPassword({ email: address, password: PASSWORD });
+  assert.equal(unconfirmed.error.code, 'email_not_confirmed');
+
+  const sent = await client().auth.resend({ type: 'signup', email: address, options: { emailRedirectTo: REDIRECT } });
+  assert.equal(sent.error, null);
+  const mail = await latestMail(address, 'signup');
+  assert.match(mail.otp, /^\d{6}$/);
+  const again = await client().auth.resend({ type: 'signup', email: address });
+  assert.equal(again.error.code, 'over_email_send_rate_limit');
+  assert.equal(again.error.status, 429);
+
+  const { data, error } = await client().auth.verifyOtp({ email: address, token: mail.otp, type: 'signup' });
+  assert.equal(error, null);
+  assert.ok(data.user.email_confirmed_at);
+  const login = await client().auth.signInWithPassword({ email: address, password: PASSWORD });
+  assert.equal(login.error, null);
+  const badType = await client().auth.resend({ type: 'recovery', email: address });
+  assert.equal(badType.error.code, 'validation_failed');
+});
+
 test('verify is rate limited per IP: over_request_rate_limit (runs last in this file)', async () => {
   const supabase = client();
   const codes = [];

@@ -57,8 +57,14 @@ class Inbox {
   }
 }
 
-/** Subscribes and resolves on SUBSCRIBED; rejects on the first error status. */
-function subscribe(channel, onStatus = () => {}) {
+/**
+ * Subscribes and resolves on SUBSCRIBED; rejects on the first error status. The join carries
+ * whatever token the client holds when `subscribe()` is called, and realtime-js fetches the
+ * `accessToken` callback's token asynchronously, so (as Supabase's Realtime Authorization docs
+ * say) `realtime.setAuth()` is awaited first; otherwise the join runs with the apikey's role.
+ */
+async function subscribe(channel, onStatus = () => {}) {
+  await channel.socket.setAuth();
   return new Promise((resolve, reject) => {
     channel.subscribe((status, error) => {
       onStatus(status, error);

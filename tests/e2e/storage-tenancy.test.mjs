@@ -1,12 +1,14 @@
-// Issue 7: tenant isolation for files in the default `org-files` bucket (storage/0004) and in
-// the fixture bucket `org-scratch` (tests/fixtures/0020_storage.sql, which allows updates so
-// that moves can be shown both allowed and refused). The organization and role come from JWT
-// claims: top-level (custom access-token hook) or app_metadata.
+// Issue 7: tenant isolation for files in the default `org-files` bucket (storage/0004, 0100) and
+// in the fixture bucket `org-scratch` (tests/fixtures/0020_storage.sql, which allows updates so
+// that moves can be shown both allowed and refused). The organization and role come from the
+// caller's profile (the domain's truth, tests/fixtures/0100_domain.sql users) or, for callers
+// without a profile, from JWT claims: top-level (custom access-token hook) or app_metadata.
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
 import { SERVICE_ROLE_KEY, client, userClient } from './env.mjs';
+import { ORG, NO_ORG_USER, as, fixtureIds, userId } from './domain.mjs';
 
 const orgA = randomUUID();
 const orgB = randomUUID();
@@ -154,5 +156,48 @@ describe('org-scratch: moves are allowed inside the organization only', () => {
     assert.equal(await contentOf('org-scratch', `${orgA}/notes/renamed.txt`), 'scratch of A');
     assert.equal(await contentOf('org-scratch', `${orgB}/notes/b.txt`), 'scratch of B');
     assert.equal((await admin.from('org-scratch').exists(`${orgB}/notes/planted.txt`)).data, false);
+  });
+});
+
+describe('org-files: the domain profile decides, not the token', () => {
+  let proofPath;
+  before(async () => {
+    const { d1 } = await fixtureIds('a');
+    proofPath = `${ORG.a}/deliveries/${d1}/signature-${randomUUID().slice(0, 8)}.png`;
+    // A plain user token (no organization claims): the profile of org A's driver decides.
+    await ok(as('a', 'driver').storage.from('org-files').upload(proofPath, Buffer.from('proof of A'), { contentType: 'image/png' }));
+  });
+
+  test('members of the profile’s organization read the proof; the driver cannot overwrite it', async () => {
+    const viewed = await ok(as('a', 'viewer').storage.from('org-files').download(proofPath));
+    assert.equal(Buffer.from(await viewed.arrayBuffer()).toString(), 'proof of A');
+    const folder = proofPath.slice(0, proofPath.lastIndexOf('/'));
+    const listed = await ok(as('a', 'manager').storage.from('org-files').list(folder));
+    assert.ok(listed.some((entry) => proofPath.endsWith(`/${entry.name}`)));
+    refused(await as('a', 'driver').storage.from('org-files').upload(proofPath, Buffer.from('forged'), { upsert: true }), 'AccessDenied');
+    refused(await as('a', 'driver').storage.from('org-files').update(proofPath, Buffer.from('forged')), 'AccessDenied');
+    assert.deepEqual(await ok(as('a', 'driver').storage.from('org-files').remove([proofPath])), []);
+    assert.equal(await contentOf('org-files', proofPath), 'proof of A');
+  });
+
+  test('organization B’s members cannot read, sign, list, write or delete A’s files', async () => {
+    const files = as('b', 'admin').storage.from('org-files');
+    refused(await files.download(proofPath), 'NoSuchKey');
+    refused(await files.createSignedUrl(proofPath, 60), 'NoSuchKey');
+    assert.deepEqual(await ok(files.list(ORG.a)), []);
+    refused(await files.upload(proofPath, Buffer.from('forged'), { upsert: true }), 'AccessDenied');
+    refused(await as('b', 'driver').storage.from('org-files').upload(`${ORG.a}/deliveries/x/extra.png`, Buffer.from('x')), 'AccessDenied');
+    assert.deepEqual(await ok(files.remove([proofPath])), []);
+    assert.equal(await contentOf('org-files', proofPath), 'proof of A');
+  });
+
+  test('claims naming another organization do not beat the profile', async () => {
+    // B's admin presents a token whose claims say "admin of A": the profile (B) still decides.
+    const forged = userClient(userId('b', 'admin'), { organization_id: ORG.a, org_role: 'admin' }).storage.from('org-files');
+    refused(await forged.download(proofPath), 'NoSuchKey');
+    assert.deepEqual(await ok(forged.remove([proofPath])), []);
+    // A user without a profile and without claims sees nothing.
+    refused(await userClient(NO_ORG_USER).storage.from('org-files').download(proofPath), 'NoSuchKey');
+    assert.equal(await contentOf('org-files', proofPath), 'proof of A');
   });
 });

@@ -77,6 +77,39 @@ impl Api {
         }
     }
 
+    /// Like [`Api::call`], with `body` sent as raw `application/json` text.
+    pub(crate) async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: &str,
+        bearer: Option<&str>,
+    ) -> Reply {
+        let anon = self.anon_key();
+        let response = self
+            .http
+            .request(method, self.server.endpoint(path))
+            .header("apikey", &anon)
+            .header("x-supabase-api-version", "2024-01-01")
+            .header(
+                "authorization",
+                format!("Bearer {}", bearer.unwrap_or(&anon)),
+            )
+            .header("content-type", "application/json;charset=UTF-8")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
     pub(crate) async fn post(&self, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(body), None).await
     }

@@ -81,3 +81,59 @@ async fn the_hook_adds_claims_and_its_errors_fail_sign_in() {
     let settings = api.call(Method::GET, "/auth/v1/settings", None, None).await;
     assert_eq!(settings.status, 200);
 }
+
+#[tokio::test]
+async fn the_domain_hook_adds_the_organization_and_role_of_an_active_member() {
+    let api = Api::start_with(|config| {
+        config.auth.custom_access_token_hook = Some("app.custom_access_token_hook".into());
+    })
+    .await;
+    // schema/0108 grants `execute` on the hook to supabase_auth_admin but not `usage` on schema
+    // `app`, without which every sign-in fails with "permission denied for schema app" (reported
+    // for the domain migrations; idempotent once they grant it).
+    api.db
+        .execute("grant usage on schema app to supabase_auth_admin")
+        .await;
+    let verifier = api.server.state.gatekeeper.verifier().clone();
+
+    // Not a member yet: the hook runs and adds nothing.
+    let session = api.sign_up("dispatcher@example.com", "password-1").await;
+    let claims = verifier
+        .verify(session["access_token"].as_str().unwrap())
+        .unwrap();
+    assert!(claims.get("organization_id").is_none(), "{claims:?}");
+
+    let user_id = session["user"]["id"].as_str().unwrap().to_owned();
+    let admin = api.db.admin().await;
+    let org: String = admin
+        .query_one(
+            "insert into public.organizations (name, slug) values ('North Gas', 'north-gas') \
+             returning id::text",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .execute(
+            "insert into public.profiles (user_id, organization_id, role) \
+             values ($1::text::uuid, $2::text::uuid, 'driver')",
+            &[&user_id, &org],
+        )
+        .await
+        .unwrap();
+
+    let signed_in = api
+        .post(
+            "/auth/v1/token?grant_type=password",
+            json!({"email": "dispatcher@example.com", "password": "password-1"}),
+        )
+        .await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    let claims = verifier
+        .verify(signed_in.body["access_token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(claims["organization_id"], org.as_str());
+    assert_eq!(claims["org_role"], "driver");
+    assert_eq!(claims["role"], "authenticated");
+}

@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
+mod bad_input;
 mod claims;
+mod codes;
 mod common;
 mod flows;
 mod hook;

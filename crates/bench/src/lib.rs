@@ -1,5 +1,7 @@
 //! Shared pieces of the benchmark binaries: latency statistics and concurrent load loops.
 
+pub mod process;
+
 use std::time::{Duration, Instant};
 
 /// Latencies of one run.

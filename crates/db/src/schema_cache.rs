@@ -96,7 +96,8 @@ async fn load_in_transaction(
 pub struct SchemaCacheStore {
     current: RwLock<Arc<SchemaCache>>,
     generation: AtomicU64,
-    reload_lock: tokio::sync::Mutex<Instant>,
+    /// Serialises reloads; holds when the last reload caused by a miss ran.
+    reload_lock: tokio::sync::Mutex<Option<Instant>>,
     admin_url: String,
     schemas: Vec<String>,
     db: Db,
@@ -114,7 +115,7 @@ impl SchemaCacheStore {
         Ok(Arc::new(Self {
             current: RwLock::new(Arc::new(cache)),
             generation: AtomicU64::new(1),
-            reload_lock: tokio::sync::Mutex::new(Instant::now()),
+            reload_lock: tokio::sync::Mutex::new(None),
             admin_url: admin_url.to_owned(),
             schemas,
             db,
@@ -133,25 +134,27 @@ impl SchemaCacheStore {
     /// Reloads now. Concurrent callers wait for one reload instead of running their own.
     pub async fn reload(&self) -> Result<(), SchemaCacheError> {
         let seen = self.generation.load(Ordering::Acquire);
-        let mut last = self.reload_lock.lock().await;
+        let _serialised = self.reload_lock.lock().await;
         if self.generation.load(Ordering::Acquire) != seen {
             return Ok(());
         }
-        self.reload_locked(&mut last).await
+        self.reload_locked().await
     }
 
     /// Called when a request planned with generation `seen` named something unknown: reloads
-    /// once unless another reload already happened since, or one ran moments ago (so requests
-    /// for made-up names cannot hammer the catalog).
+    /// once unless another reload already happened since, or another miss reloaded moments ago
+    /// (so requests for made-up names cannot hammer the catalog). Only misses count toward
+    /// that interval: a table created right after a start or a notified reload is still found.
     pub async fn reload_after_miss(&self, seen: u64) -> bool {
-        let mut last = self.reload_lock.lock().await;
+        let mut last_miss = self.reload_lock.lock().await;
         if self.generation.load(Ordering::Acquire) != seen {
             return true;
         }
-        if last.elapsed() < MISS_RELOAD_INTERVAL {
+        if last_miss.is_some_and(|at| at.elapsed() < MISS_RELOAD_INTERVAL) {
             return false;
         }
-        match self.reload_locked(&mut last).await {
+        *last_miss = Some(Instant::now());
+        match self.reload_locked().await {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(%error, "schema cache reload failed; the old cache keeps serving");
@@ -160,7 +163,7 @@ impl SchemaCacheStore {
         }
     }
 
-    async fn reload_locked(&self, last: &mut Instant) -> Result<(), SchemaCacheError> {
+    async fn reload_locked(&self) -> Result<(), SchemaCacheError> {
         let started = Instant::now();
         let client = crate::connect(&self.admin_url).await?;
         let cache = load(&client, &self.schemas).await?;
@@ -174,7 +177,6 @@ impl SchemaCacheStore {
         self.generation.fetch_add(1, Ordering::AcqRel);
         // Prepared statements may describe old column types; start afresh.
         self.db.clear_statement_caches();
-        *last = Instant::now();
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "schema cache reloaded"

@@ -201,6 +201,12 @@ async fn a_write_committed_right_after_subscribed_is_delivered_every_time() {
     .await;
     let mut client = Client::connect(&server.url, &server.keys.service_role_key, "2.0.0").await;
     let admin = db.admin().await;
+    // The test cluster runs with synchronous_commit off, where WAL reaches the walsender only
+    // at the WAL writer's next flush (up to 200 ms); flushing at commit keeps 1000 trials short.
+    admin
+        .execute("set synchronous_commit = on", &[])
+        .await
+        .unwrap();
     let insert = admin
         .prepare("insert into rt_items (id, org) values ($1, $2::text::uuid)")
         .await

@@ -10,4 +10,5 @@
 
 mod changes;
 mod durable;
+mod socket;
 mod support;

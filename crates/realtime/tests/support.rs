@@ -162,6 +162,11 @@ impl Client {
         }
     }
 
+    /// The raw socket, for tests that read frames themselves.
+    pub fn socket(&mut self) -> &mut WebSocketStream<MaybeTlsStream<TcpStream>> {
+        &mut self.ws
+    }
+
     /// Frames received so far that no `expect` consumed.
     pub fn unconsumed(&self) -> &VecDeque<Value> {
         &self.seen

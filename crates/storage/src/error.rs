@@ -89,7 +89,8 @@ pub enum StorageError {
 
 impl StorageError {
     /// Maps a database error by SQLSTATE, as Supabase Storage does (42501 -> AccessDenied,
-    /// 23505 -> ResourceAlreadyExists, 57014 -> DatabaseTimeout, 22P02 -> InvalidParameter).
+    /// 23505 -> ResourceAlreadyExists, other class 23 -> InvalidRequest, 57014 ->
+    /// DatabaseTimeout, 22P02 -> InvalidParameter).
     pub fn from_db(error: DbError) -> Self {
         if error.is_unavailable() {
             return Self::DatabaseUnavailable(error);
@@ -102,7 +103,10 @@ impl StorageError {
             "42501" => Self::AccessDenied(message),
             "23505" => Self::ResourceAlreadyExists,
             "57014" => Self::DatabaseTimeout(error),
+            // Other integrity violations (a trigger's or a constraint's refusal, a bucket that
+            // vanished under a write) are the request's fault, never a 500.
             "P0001" => Self::InvalidRequest(message),
+            c if c.starts_with("23") => Self::InvalidRequest(message),
             c if c.starts_with("22") => Self::InvalidParameter(message),
             _ => Self::Database(error),
         }

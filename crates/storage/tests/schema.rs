@@ -127,3 +127,82 @@ async fn the_default_org_files_bucket_is_private() {
         .unwrap();
     assert!(!row.get::<_, bool>(0));
 }
+
+/// The organization and role the org-files policies see for `claims`, evaluated as the
+/// `authenticated` role inside a rolled-back transaction.
+async fn org_and_role(
+    client: &mut tokio_postgres::Client,
+    claims: &serde_json::Value,
+) -> (Option<String>, Option<String>) {
+    let tx = client.transaction().await.unwrap();
+    tx.execute("set local role authenticated", &[])
+        .await
+        .unwrap();
+    tx.execute(
+        "select set_config('request.jwt.claims', $1, true)",
+        &[&claims.to_string()],
+    )
+    .await
+    .unwrap();
+    let row = tx
+        .query_one("select storage.jwt_org_id(), storage.jwt_org_role()", &[])
+        .await
+        .unwrap();
+    let found = (row.get(0), row.get(1));
+    tx.rollback().await.unwrap();
+    found
+}
+
+#[tokio::test]
+async fn the_active_profile_decides_the_organization_before_any_claim() {
+    const ORG: &str = "a1000000-0000-4000-8000-000000000000";
+    const USER: &str = "a1000000-0000-4000-8000-000000000001";
+    let db = TestDb::create().await;
+    db.execute(
+        "insert into public.organizations (id, name, slug, subscription_status) \
+           values ('a1000000-0000-4000-8000-000000000000', 'Org A', 'org-a', 'active'); \
+         insert into auth.users (id, aud, role, email) values \
+           ('a1000000-0000-4000-8000-000000000001', 'authenticated', 'authenticated', 'd@a.test'); \
+         insert into public.profiles (user_id, organization_id, role) values \
+           ('a1000000-0000-4000-8000-000000000001', 'a1000000-0000-4000-8000-000000000000', 'driver');",
+    )
+    .await;
+    let mut client = db.admin().await;
+    let member = |claims: serde_json::Value| {
+        let mut claims = claims;
+        claims["sub"] = json!(USER);
+        claims["role"] = json!("authenticated");
+        claims
+    };
+
+    // A profile member: the profile wins over claims naming another organization or role.
+    let forged = member(json!({"organization_id": "other-org", "org_role": "admin"}));
+    assert_eq!(
+        org_and_role(&mut client, &forged).await,
+        (Some(ORG.to_owned()), Some("driver".to_owned()))
+    );
+    assert_eq!(
+        org_and_role(&mut client, &member(json!({}))).await,
+        (Some(ORG.to_owned()), Some("driver".to_owned()))
+    );
+
+    // Deactivated: nothing, whatever the token still says.
+    db.execute(
+        "update public.profiles set is_active = false \
+         where user_id = 'a1000000-0000-4000-8000-000000000001'",
+    )
+    .await;
+    assert_eq!(org_and_role(&mut client, &forged).await, (None, None));
+
+    // No profile (another uuid, or a subject that is not a uuid): the claims decide, and a
+    // non-uuid subject is not an error.
+    for sub in ["a1000000-0000-4000-8000-0000000000ff", "service-tool-7"] {
+        let claims = json!({"sub": sub, "role": "authenticated",
+                            "app_metadata": {"organization_id": "o9", "org_role": "plant"}});
+        assert_eq!(
+            org_and_role(&mut client, &claims).await,
+            (Some("o9".to_owned()), Some("plant".to_owned())),
+            "{sub}"
+        );
+    }
+}

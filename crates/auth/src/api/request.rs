@@ -40,13 +40,35 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
-        serde_json::from_slice(&bytes).map(Self).map_err(|error| {
+        let bad_json = |error: serde_json::Error| {
             AuthError::bad_request(
                 "bad_json",
                 format!("Could not parse request body as JSON: {error}"),
             )
-        })
+        };
+        let value: Value = serde_json::from_slice(&bytes).map_err(bad_json)?;
+        // PostgreSQL text cannot hold NUL: refuse it here instead of failing in the database.
+        if contains_nul(&value) {
+            return Err(nul_refused());
+        }
+        serde_json::from_value(value).map(Self).map_err(bad_json)
     }
+}
+
+/// Whether any string (or object key) in `value` contains a NUL character.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+fn nul_refused() -> AuthError {
+    AuthError::validation("Request contains a NUL character")
 }
 
 /// The query string as decoded pairs (last one wins).
@@ -71,6 +93,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
             .query()
             .map(manifold_query::query_pairs)
             .unwrap_or_default();
+        if pairs
+            .iter()
+            .any(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return Err(nul_refused());
+        }
         Ok(Self(pairs.into_iter().collect()))
     }
 }

@@ -8,16 +8,16 @@
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use manifold_bench::process::{ServerProcess, env_number, scratch_dir, sibling_binary};
 use manifold_bench::run_for;
 use manifold_db::schema_cache;
 use manifold_query::{Method, RestInput, Settings, parse, translate_read};
 use manifold_sql::BindValue;
-use manifold_testkit::{TestCluster, TestDb, cluster, free_port, mint_jwt};
+use manifold_testkit::{TestCluster, TestDb, cluster, mint_jwt};
 use serde_json::json;
 
 const USER: &str = "0b6f6a3e-5e2b-4c55-9d5b-111111111111";
@@ -49,13 +49,6 @@ struct Scenario {
     query: String,
 }
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let seconds = env_number("BENCH_SECONDS", 10);
@@ -71,11 +64,14 @@ async fn main() -> anyhow::Result<()> {
     ))
     .await;
 
-    let port = free_port();
-    let data_dir = tempdir()?;
-    let mut server = spawn_server(&manifold, &db, port, &data_dir)?;
-    let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(&base).await?;
+    let server = ServerProcess::start(
+        &manifold,
+        &db,
+        SECRET,
+        &[("MANIFOLD_API__REQUIRE_APIKEY", "false")],
+    )
+    .await?;
+    let base = server.base.clone();
     let token = mint_jwt(
         SECRET,
         &json!({"sub": USER, "role": "authenticated", "aud": "authenticated", "exp": 4_000_000_000u64}),
@@ -143,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
             100.0 * rate / pipelined
         );
     }
-    stop(&mut server);
+    drop(server);
     Ok(())
 }
 
@@ -212,7 +208,7 @@ fn pgbench(
     seconds: u64,
     pipelined: bool,
 ) -> anyhow::Result<f64> {
-    let dir = tempdir()?;
+    let dir = scratch_dir("pgbench")?;
     let file = dir.join("script.sql");
     let body = if pipelined {
         let lines: Vec<&str> = script.lines().collect();
@@ -254,71 +250,5 @@ fn pgbench(
             "pgbench failed:\n{stdout}\n{}",
             String::from_utf8_lossy(&output.stderr)
         ),
-    }
-}
-
-fn spawn_server(
-    binary: &PathBuf,
-    db: &TestDb,
-    port: u16,
-    data_dir: &std::path::Path,
-) -> anyhow::Result<Child> {
-    Command::new(binary)
-        .args(["start", "--data-dir"])
-        .arg(data_dir)
-        .env("DATABASE_URL", &db.admin_url)
-        .env("MANIFOLD_DATABASE__API_URL", &db.api_url)
-        .env("MANIFOLD_API__LISTEN", format!("127.0.0.1:{port}"))
-        .env("MANIFOLD_AUTH__JWT_SECRET", SECRET)
-        .env("MANIFOLD_API__REQUIRE_APIKEY", "false")
-        .env("MANIFOLD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting manifold")
-}
-
-async fn wait_healthy(base: &str) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if let Ok(response) = reqwest::get(format!("{base}/health")).await
-            && response.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("manifold did not become healthy")
-}
-
-fn stop(server: &mut Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.id().to_string())
-        .status();
-    let _ = server.wait();
-}
-
-fn tempdir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "manifold-bench-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-/// A binary built next to this one (`target/release/manifold`).
-fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().context("no parent directory")?;
-    let candidate = dir.join(name);
-    if candidate.is_file() {
-        Ok(candidate)
-    } else {
-        bail!(
-            "{} not found: build it first with `cargo build --release -p manifold-server`",
-            candidate.display()
-        )
     }
 }

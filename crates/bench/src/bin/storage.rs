@@ -3,6 +3,9 @@
 //! same filesystem in the same run, and the server process's peak RSS (VmHWM). Targets: peak
 //! RSS under 100 MB; at least 70% of the disk's throughput.
 //!
+//! Then the latency of small objects (64 KiB, one request at a time, a new connection each):
+//! median and 99th percentile of upload and of download.
+//!
 //! `cargo run --release -p manifold-bench --bin storage [MiB]`
 //!
 //! The client speaks HTTP/1.1 over a plain socket, so the body streams from a reused buffer and
@@ -25,6 +28,10 @@ const CHILD_ENV: &str = "MANIFOLD_BENCH_STORAGE_SERVER";
 const CHUNK: usize = 1 << 20;
 /// Default object size in MiB.
 const DEFAULT_MIB: u64 = 1024;
+/// Small objects uploaded and downloaded one at a time for the latency figures.
+const SMALL_OBJECTS: usize = 200;
+/// Size of each small object (a delivery photo or signature).
+const SMALL_OBJECT_BYTES: u64 = 64 * 1024;
 
 #[allow(clippy::print_stdout, reason = "the benchmark's report is its output")]
 fn main() -> anyhow::Result<()> {
@@ -258,6 +265,7 @@ async fn run(mib: u64) -> anyhow::Result<()> {
         received += n as u64;
     }
     let download = started.elapsed();
+    let (small_up, small_down) = small_object_latencies(&server).await?;
     let peak_rss = server.peak_rss()?;
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
@@ -285,7 +293,79 @@ async fn run(mib: u64) -> anyhow::Result<()> {
         peak_rss as f64 / 1e6,
         idle_rss as f64 / 1e6
     );
+    println!(
+        "{SMALL_OBJECTS} x {} KiB upload      p50 {:>6.2} ms   p99 {:>6.2} ms",
+        SMALL_OBJECT_BYTES / 1024,
+        percentile_ms(&small_up, 0.50),
+        percentile_ms(&small_up, 0.99)
+    );
+    println!(
+        "{SMALL_OBJECTS} x {} KiB download    p50 {:>6.2} ms   p99 {:>6.2} ms",
+        SMALL_OBJECT_BYTES / 1024,
+        percentile_ms(&small_down, 0.50),
+        percentile_ms(&small_down, 0.99)
+    );
     Ok(())
+}
+
+/// Uploads then downloads [`SMALL_OBJECTS`] objects one request at a time; returns each
+/// request's time to a complete response, sorted.
+async fn small_object_latencies(
+    server: &ServerProcess,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let mut uploads = Vec::with_capacity(SMALL_OBJECTS);
+    let mut downloads = Vec::with_capacity(SMALL_OBJECTS);
+    for i in 0..SMALL_OBJECTS {
+        let head = format!(
+            "POST /storage/v1/object/bench/small/{i}.jpg HTTP/1.1\r\nhost: {}\r\n\
+             authorization: {}\r\ncontent-type: image/jpeg\r\n\
+             content-length: {SMALL_OBJECT_BYTES}\r\nconnection: close\r\n\r\n",
+            server.addr, server.auth
+        );
+        let started = Instant::now();
+        let (stream, _) = server.request(&head, SMALL_OBJECT_BYTES).await?;
+        let (status, _) = read_head(&mut AsyncBufReader::new(stream)).await?;
+        uploads.push(started.elapsed());
+        if status != 200 {
+            bail!("small upload {i} answered {status}");
+        }
+    }
+    let mut buffer = vec![0u8; CHUNK];
+    for i in 0..SMALL_OBJECTS {
+        let head = format!(
+            "GET /storage/v1/object/bench/small/{i}.jpg HTTP/1.1\r\nhost: {}\r\n\
+             authorization: {}\r\nconnection: close\r\n\r\n",
+            server.addr, server.auth
+        );
+        let started = Instant::now();
+        let (stream, _) = server.request(&head, 0).await?;
+        let mut reader = AsyncBufReader::new(stream);
+        let (status, length) = read_head(&mut reader).await?;
+        if status != 200 || length != SMALL_OBJECT_BYTES {
+            bail!("small download {i} answered {status} with {length} bytes");
+        }
+        let mut received = 0u64;
+        while received < length {
+            let n = reader.read(&mut buffer).await?;
+            if n == 0 {
+                bail!("small download {i} ended after {received} bytes");
+            }
+            received += n as u64;
+        }
+        downloads.push(started.elapsed());
+    }
+    uploads.sort();
+    downloads.sort();
+    Ok((uploads, downloads))
+}
+
+/// The `q` quantile of sorted durations, in milliseconds.
+fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
 
 /// A fresh directory under the system temp dir for objects and the dd file.

@@ -23,8 +23,10 @@ use crate::protocol::encode;
 
 /// Events buffered between the reader and the pipeline (back-pressure beyond that).
 const EVENT_QUEUE: usize = 256;
-/// Wait before reconnecting after a replication error.
-const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+/// First wait before reconnecting after a replication error; doubled per failed start.
+const RESTART_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest wait between reconnection attempts.
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 const SLOT_SQL: &str = "select wal_status, \
      pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 \
@@ -32,7 +34,7 @@ const SLOT_SQL: &str = "select wal_status, \
 const DROP_SLOT_SQL: &str = "select pg_drop_replication_slot(slot_name) \
      from pg_replication_slots where slot_name = $1::text and not active";
 const POSITION_SQL: &str = "select pg_logical_emit_message(false, $1::text, ''::text)";
-const CURRENT_LSN_SQL: &str = "select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8";
+const CURRENT_LSN_SQL: &str = "select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::int8";
 
 /// The reader's state as joins see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,9 +92,9 @@ impl Replication {
         })
     }
 
-    /// Boot: when the durable slot exists, resume it now and hold the backlog for the grace
-    /// period so reconnecting clients can rejoin first; a slot already too far behind is reset
-    /// and reported instead.
+    /// Boot: when the durable slot exists, resume it now (its backlog is held for the grace
+    /// period, see [`Replication::initial_hold`]); a slot already too far behind is reset and
+    /// reported instead.
     pub(crate) async fn resume_existing(self: &Arc<Self>) -> Result<(), StoreError> {
         let Some((_, lag)) = self.slot_lag().await? else {
             return Ok(());
@@ -102,41 +104,54 @@ impl Replication {
             self.record_reset(lag, "the slot was too far behind at startup");
             return Ok(());
         }
-        let client = self.parts.catalog.pool().get().await?;
-        let current: i64 = client.query_one(CURRENT_LSN_SQL, &[]).await?.get(0);
-        let hold = Hold {
-            until_lsn: u64::try_from(current).unwrap_or(0),
-            deadline: Instant::now() + Duration::from_millis(self.config.resume_grace_ms),
-        };
-        self.spawn(Some(hold));
+        self.spawn();
         Ok(())
     }
 
-    /// Starts the reader if needed and waits until it streams (or failed to start).
+    /// Taken before the first stream of the process starts: changes committed before now
+    /// (the backlog of a resumed slot: what was committed while the server was down) wait for
+    /// the grace period, so clients reconnecting after a restart rejoin before they are
+    /// delivered. A slot created now starts after this position, so nothing is held then.
+    /// The insert position, not the write position: with asynchronous commit a commit may not
+    /// have been written out yet.
+    async fn initial_hold(&self) -> Option<Hold> {
+        let client = self.parts.catalog.pool().get().await.ok()?;
+        let current: i64 = client.query_one(CURRENT_LSN_SQL, &[]).await.ok()?.get(0);
+        Some(Hold {
+            until_lsn: u64::try_from(current).unwrap_or(0),
+            deadline: Instant::now() + Duration::from_millis(self.config.resume_grace_ms),
+        })
+    }
+
+    /// Starts the reader if needed and waits until it streams. A failed start is retried by
+    /// the supervisor (e.g. right after a restart, while PostgreSQL still holds the slot for
+    /// the previous process), so a join waits through it and only reports a failure when the
+    /// stream is not up within `join_sync_timeout_ms`.
     pub(crate) async fn ensure_running(self: &Arc<Self>) -> ReaderState {
-        self.spawn(None);
+        self.spawn();
         let mut state = self.state.subscribe();
-        let wait = state.wait_for(|state| *state != ReaderState::Idle);
+        let wait = state.wait_for(|state| *state == ReaderState::Streaming);
         let timeout = Duration::from_millis(self.config.join_sync_timeout_ms);
         match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(state)) => state.clone(),
+            Ok(Ok(_)) => ReaderState::Streaming,
             _ => ReaderState::Failed("Replication connection was not established in time".into()),
         }
     }
 
-    fn spawn(self: &Arc<Self>, hold: Option<Hold>) {
+    fn spawn(self: &Arc<Self>) {
         if self.spawned.swap(true, Ordering::SeqCst) {
             return;
         }
         let this = self.clone();
-        self.tracker
-            .spawn(async move { this.supervise(hold).await });
+        self.tracker.spawn(async move { this.supervise().await });
         let this = self.clone();
         self.tracker.spawn(async move { this.watch_slot().await });
     }
 
-    async fn supervise(self: Arc<Self>, mut hold: Option<Hold>) {
+    async fn supervise(self: Arc<Self>) {
         let publication = self.config.publication.clone();
+        let mut hold = self.initial_hold().await;
+        let mut backoff = RESTART_BACKOFF;
         while !self.shutdown.is_cancelled() {
             let run = self.shutdown.child_token();
             if let Ok(mut current) = self.run_token.lock() {
@@ -144,12 +159,15 @@ impl Replication {
             }
             match PgWalSource::start(&self.admin_url, &self.slot, &publication, run.clone()).await {
                 Ok(source) => {
+                    backoff = RESTART_BACKOFF;
                     self.state.send_replace(ReaderState::Streaming);
                     if let Err(error) = self.run(source, hold.take()).await {
                         tracing::warn!(%error, "replication stream ended; reconnecting");
                     }
                 }
                 Err(error) => {
+                    // Right after a restart PostgreSQL may still hold the slot for the old
+                    // process for a moment: retry soon, then less often.
                     tracing::warn!(%error, "replication could not start");
                     self.state.send_replace(ReaderState::Failed(
                         "Unable to connect to the replication stream".into(),
@@ -169,8 +187,9 @@ impl Replication {
             }
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
-                () = tokio::time::sleep(RESTART_BACKOFF) => {}
+                () = tokio::time::sleep(backoff) => {}
             }
+            backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
         }
         self.state.send_replace(ReaderState::Idle);
     }

@@ -374,9 +374,9 @@ mod tests {
         assert_eq!(commit_timestamp(0), "2000-01-01T00:00:00.000Z");
         assert_eq!(
             commit_timestamp(815_000_000_123_456),
-            "2025-10-28T19:33:20.123Z"
+            "2025-10-28T20:53:20.123Z"
         );
-        let micros = timestamptz_micros("2025-10-28 19:33:20.123456+00").unwrap();
+        let micros = timestamptz_micros("2025-10-28 20:53:20.123456+00").unwrap();
         assert_eq!(micros, 815_000_000_123_456 + POSTGRES_EPOCH_MICROS);
     }
 }

@@ -120,9 +120,14 @@ impl Session {
                 wanted.push("presence");
             }
             let pool = self.runtime.catalog.pool();
-            let allowed = readable(pool, &name, &identity, &wanted)
-                .await
-                .unwrap_or_default();
+            let allowed = match readable(pool, &name, &identity, &wanted).await {
+                Ok(allowed) => allowed,
+                Err(error) => {
+                    // Refused like a denial, but a failed check is not a policy decision: log it.
+                    tracing::warn!(%error, topic = %name, "private channel check failed");
+                    Vec::new()
+                }
+            };
             if allowed.is_empty() {
                 return self.error_reply(
                     &inbound,

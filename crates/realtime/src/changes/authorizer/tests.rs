@@ -14,39 +14,39 @@ use super::{Authorizer, Identity, Plan, SEARCH_PATH};
 use crate::changes::catalog::Catalog;
 
 const FIXTURE: &str = r#"
-create schema app;
-grant usage on schema app to anon, authenticated;
-create function app.org_id() returns uuid language sql stable
+create schema rt_diff;
+grant usage on schema rt_diff to anon, authenticated;
+create function rt_diff.org_id() returns uuid language sql stable
   as $$ select nullif(auth.jwt() ->> 'organization_id', '')::uuid $$;
-create function app.is_admin() returns boolean language sql stable
+create function rt_diff.is_admin() returns boolean language sql stable
   as $$ select coalesce((auth.jwt() ->> 'org_role') = 'admin', false) $$;
-create function app.level_of(claims jsonb) returns int language sql immutable
+create function rt_diff.level_of(claims jsonb) returns int language sql immutable
   as $$ select coalesce((claims ->> 'level')::int, 0) $$;
-create function app.lookup(uuid) returns boolean language plpgsql volatile
+create function rt_diff.lookup(uuid) returns boolean language plpgsql volatile
   as $$ begin return $1 is not null and current_setting('request.jwt.claim.sub', true) <> ''; end $$;
-grant execute on all functions in schema app to anon, authenticated;
-create table app.shares (item int8, grantee uuid);
-grant select on app.shares to anon, authenticated;
+grant execute on all functions in schema rt_diff to anon, authenticated;
+create table rt_diff.shares (item int8, grantee uuid);
+grant select on rt_diff.shares to anon, authenticated;
 
 create table public.diff_items (
   id int8 primary key, org uuid, owner uuid, open boolean, archived boolean, level int, n text
 );
 alter table public.diff_items enable row level security;
 create policy by_org on public.diff_items for select to authenticated
-  using (org = app.org_id());
+  using (org = rt_diff.org_id());
 create policy by_owner on public.diff_items for select to authenticated
   using (owner = (select auth.uid()));
 create policy shared on public.diff_items for select to authenticated
-  using (exists (select 1 from app.shares s where s.item = diff_items.id and s.grantee = auth.uid()));
+  using (exists (select 1 from rt_diff.shares s where s.item = diff_items.id and s.grantee = auth.uid()));
 create policy open_rows on public.diff_items for select to anon, authenticated
-  using (open and level <= app.level_of(current_setting('request.jwt.claims', true)::jsonb));
+  using (open and level <= rt_diff.level_of(current_setting('request.jwt.claims', true)::jsonb));
 create policy not_archived on public.diff_items as restrictive for select to authenticated
-  using (not archived or app.is_admin());
+  using (not archived or rt_diff.is_admin());
 
 create table public.diff_fallback (id int8 primary key, owner uuid);
 alter table public.diff_fallback enable row level security;
 create policy volatile_check on public.diff_fallback for select to authenticated
-  using (app.lookup(owner) and owner = auth.uid());
+  using (rt_diff.lookup(owner) and owner = auth.uid());
 
 create table public.diff_errors (id int8 primary key, threshold int);
 alter table public.diff_errors enable row level security;
@@ -209,7 +209,7 @@ async fn compiled_authorizer_equals_real_rls_on_random_rows_and_users() {
         if random.below(8) == 0 {
             admin
                 .execute(
-                    "insert into app.shares values ($1, $2::text::uuid)",
+                    "insert into rt_diff.shares values ($1, $2::text::uuid)",
                     &[&id, &random.pick(USERS)],
                 )
                 .await
