@@ -1,13 +1,25 @@
 -- Reload the API's schema cache after DDL, as Supabase projects do for PostgREST: the event
 -- triggers send `NOTIFY pgrst, 'reload schema'`. Creating event triggers needs a superuser;
 -- without one (a managed external database) reloads come from explicit NOTIFYs instead.
+--
+-- Each DDL also advances `manifold.schema_version`, so a request naming something the cache does
+-- not know can ask cheaply whether the catalog changed since the cache was loaded, instead of
+-- reloading blindly (and limiting those reloads by time).
+create sequence if not exists manifold.schema_version;
+grant usage on schema manifold to authenticator;
+grant select on sequence manifold.schema_version to authenticator;
+
 create or replace function manifold.notify_schema_reload() returns event_trigger
 language plpgsql
+security definer
+set search_path = ''
 as $$
 begin
+  perform nextval('manifold.schema_version');
   perform pg_notify('pgrst', 'reload schema');
 end
 $$;
+revoke execute on function manifold.notify_schema_reload() from public;
 
 do $$
 begin

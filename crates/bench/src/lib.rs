@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Default, Clone)]
 pub struct Latencies {
     samples: Vec<Duration>,
+    errors: u64,
+    first_error: Option<String>,
 }
 
 impl Latencies {
@@ -16,9 +18,27 @@ impl Latencies {
         self.samples.push(latency);
     }
 
-    /// Merges another run's samples.
+    /// Records one failed request (not a sample: it counts toward neither rate nor latency).
+    pub fn fail(&mut self, error: &anyhow::Error) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(format!("{error:#}"));
+        }
+    }
+
+    /// Merges another run's samples and failures.
     pub fn merge(&mut self, other: Latencies) {
         self.samples.extend(other.samples);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// Failed requests, and the first failure's message, so a broken run cannot pass for a
+    /// slow one.
+    pub fn failures(&self) -> (u64, Option<&str>) {
+        (self.errors, self.first_error.as_deref())
     }
 
     /// Number of samples.
@@ -53,8 +73,9 @@ where
             let mut iteration = 0usize;
             while Instant::now() < deadline {
                 let start = Instant::now();
-                if task(worker * 1_000_000 + iteration).await.is_ok() {
-                    latencies.record(start.elapsed());
+                match task(worker * 1_000_000 + iteration).await {
+                    Ok(()) => latencies.record(start.elapsed()),
+                    Err(error) => latencies.fail(&error),
                 }
                 iteration += 1;
             }

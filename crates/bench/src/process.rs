@@ -88,6 +88,18 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// The server's generated anon key (from `keys.json` in its data dir).
+    pub fn anon_key(&self) -> anyhow::Result<String> {
+        let file = self.data_dir.join("keys.json");
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let keys: serde_json::Value = serde_json::from_str(&text)?;
+        keys["anon_key"]
+            .as_str()
+            .map(str::to_owned)
+            .context("keys.json has no anon_key")
+    }
+
     async fn wait_healthy(&self) -> anyhow::Result<()> {
         for _ in 0..HEALTH_ATTEMPTS {
             if let Ok(response) = reqwest::get(format!("{}/health", self.base)).await

@@ -2,7 +2,7 @@
 //! 'reload schema'` (sent by the DDL event trigger too) and, single-flight, when a request names
 //! something the cache does not know.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,13 @@ use crate::{Db, DbError};
 const CHANNEL: &str = "pgrst";
 /// Bursts of notifications within this window cause one reload.
 const DEBOUNCE: Duration = Duration::from_millis(100);
-/// A request naming an unknown object reloads the cache at most this often.
+/// Without a schema version to compare (no DDL event trigger), a request naming an unknown
+/// object reloads the cache at most this often.
 const MISS_RELOAD_INTERVAL: Duration = Duration::from_millis(500);
+/// Advanced by the DDL event trigger (schema/0005); readable by the API pool's role.
+const VERSION_SQL: &str = "select last_value from manifold.schema_version";
+/// `loaded_version` when the version is unknown.
+const UNKNOWN_VERSION: i64 = -1;
 /// Wait before reconnecting the listener after its connection broke.
 const LISTENER_RETRY: Duration = Duration::from_secs(1);
 
@@ -91,11 +96,19 @@ async fn load_in_transaction(
     Ok(SchemaCache::from_catalog(schemas, catalog, &origins))
 }
 
+/// The schema version kept by the DDL event trigger, or `None` where there is none.
+async fn schema_version(client: &Client) -> Option<i64> {
+    let row = client.query_one(VERSION_SQL, &[]).await.ok()?;
+    row.try_get(0).ok()
+}
+
 /// The current schema cache, swapped whole on reload.
 #[derive(Debug)]
 pub struct SchemaCacheStore {
     current: RwLock<Arc<SchemaCache>>,
     generation: AtomicU64,
+    /// The schema version read just before the current cache was introspected.
+    loaded_version: AtomicI64,
     /// Serialises reloads; holds when the last reload caused by a miss ran.
     reload_lock: tokio::sync::Mutex<Option<Instant>>,
     admin_url: String,
@@ -111,10 +124,12 @@ impl SchemaCacheStore {
         db: Db,
     ) -> Result<Arc<Self>, SchemaCacheError> {
         let client = crate::connect(admin_url).await?;
+        let version = schema_version(&client).await;
         let cache = load(&client, &schemas).await?;
         Ok(Arc::new(Self {
             current: RwLock::new(Arc::new(cache)),
             generation: AtomicU64::new(1),
+            loaded_version: AtomicI64::new(version.unwrap_or(UNKNOWN_VERSION)),
             reload_lock: tokio::sync::Mutex::new(None),
             admin_url: admin_url.to_owned(),
             schemas,
@@ -131,26 +146,28 @@ impl SchemaCacheStore {
         (cache, self.generation.load(Ordering::Acquire))
     }
 
-    /// Reloads now. Concurrent callers wait for one reload instead of running their own.
+    /// Reloads now (after a notification). Reloads are serialised; one that waited for another
+    /// still runs, since the other may have read the catalog before the change it is told of.
     pub async fn reload(&self) -> Result<(), SchemaCacheError> {
-        let seen = self.generation.load(Ordering::Acquire);
         let _serialised = self.reload_lock.lock().await;
-        if self.generation.load(Ordering::Acquire) != seen {
-            return Ok(());
-        }
         self.reload_locked().await
     }
 
-    /// Called when a request planned with generation `seen` named something unknown: reloads
-    /// once unless another reload already happened since, or another miss reloaded moments ago
-    /// (so requests for made-up names cannot hammer the catalog). Only misses count toward
-    /// that interval: a table created right after a start or a notified reload is still found.
+    /// Called when a request planned with generation `seen` named something unknown. Reloads
+    /// once unless another reload already happened since; when the DDL event trigger keeps a
+    /// schema version, only if it moved since the cache was loaded (so made-up names cost one
+    /// cheap query, never a reload); without it, at most once per interval of misses.
     pub async fn reload_after_miss(&self, seen: u64) -> bool {
         let mut last_miss = self.reload_lock.lock().await;
         if self.generation.load(Ordering::Acquire) != seen {
             return true;
         }
-        if last_miss.is_some_and(|at| at.elapsed() < MISS_RELOAD_INTERVAL) {
+        let loaded = self.loaded_version.load(Ordering::Acquire);
+        if loaded != UNKNOWN_VERSION {
+            if self.current_version().await == Some(loaded) {
+                return false;
+            }
+        } else if last_miss.is_some_and(|at| at.elapsed() < MISS_RELOAD_INTERVAL) {
             return false;
         }
         *last_miss = Some(Instant::now());
@@ -166,7 +183,11 @@ impl SchemaCacheStore {
     async fn reload_locked(&self) -> Result<(), SchemaCacheError> {
         let started = Instant::now();
         let client = crate::connect(&self.admin_url).await?;
+        // Read before introspecting: DDL after this point moves the version past it.
+        let version = schema_version(&client).await;
         let cache = load(&client, &self.schemas).await?;
+        self.loaded_version
+            .store(version.unwrap_or(UNKNOWN_VERSION), Ordering::Release);
         {
             let mut current = self
                 .current
@@ -182,6 +203,13 @@ impl SchemaCacheStore {
             "schema cache reloaded"
         );
         Ok(())
+    }
+
+    /// The schema version now, through the API pool; `None` when it cannot be read.
+    async fn current_version(&self) -> Option<i64> {
+        let client = self.db.pool().get().await.ok()?;
+        let row = client.query_one(VERSION_SQL, &[]).await.ok()?;
+        row.try_get(0).ok()
     }
 
     /// Listens for `NOTIFY pgrst` until `shutdown`; reconnects when the connection breaks (and

@@ -189,4 +189,39 @@ async fn bootstrap_mirrors_the_supabase_image() {
         .unwrap()
         .get(0);
     assert!(can_select);
+    // Functions and sequences too, and the extensions are reachable unqualified, because
+    // `extensions` is on the database's search_path.
+    db.execute(
+        "create function public.granted_fn() returns int language sql as 'select 1'; \
+         create sequence public.granted_seq;",
+    )
+    .await;
+    let row = client
+        .query_one(
+            "select has_function_privilege('authenticated', 'public.granted_fn()', 'execute'), \
+                    has_sequence_privilege('authenticated', 'public.granted_seq', 'usage'), \
+                    has_sequence_privilege('service_role', 'public.granted_seq', 'update')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get(0), row.get(1), row.get(2)), (true, true, true));
+    // A fresh session (search_path from the database setting) finds gen_random_bytes and
+    // uuid_generate_v4 without a schema.
+    let fresh = db.admin().await;
+    let row = fresh
+        .query_one(
+            "select length(gen_random_bytes(4)), uuid_generate_v4() is not null, \
+                    current_setting('search_path')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 4);
+    assert!(row.get::<_, bool>(1));
+    assert!(
+        row.get::<_, String>(2).contains("extensions"),
+        "{}",
+        row.get::<_, String>(2)
+    );
 }

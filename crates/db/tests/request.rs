@@ -283,3 +283,45 @@ async fn extra_settings_and_the_pre_request_call_run_before_the_statement() {
     let error = pool.run(&denied, &statement).await.unwrap_err();
     assert_eq!(error.sqlstate(), Some("PT403"));
 }
+
+#[tokio::test]
+async fn auth_helpers_and_request_settings_behave_as_on_supabase() {
+    let db = TestDb::create().await;
+    let pool = single_connection(&db).await;
+    let claims = json!({"sub": USER_A, "role": "authenticated", "email": "a@example.com",
+                        "app_metadata": {"tier": "gold"}});
+    let statement = Statement::from_static(
+        "select auth.role()::text, auth.email()::text, auth.jwt() -> 'app_metadata' ->> 'tier', \
+         current_setting('request.path', true), \
+         current_setting('request.headers', true)::json ->> 'x-test'",
+    );
+    let rows = pool
+        .run(
+            &context("authenticated", claims, Access::ReadOnly),
+            &statement,
+        )
+        .await
+        .unwrap();
+    let row = &rows[0];
+    assert_eq!(
+        row.get::<_, Option<String>>(0).as_deref(),
+        Some("authenticated")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("a@example.com")
+    );
+    assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("gold"));
+    assert_eq!(row.get::<_, Option<String>>(3).as_deref(), Some("/things"));
+    assert_eq!(row.get::<_, Option<String>>(4).as_deref(), Some("1"));
+
+    // Without a token: the role is the anon role and the other helpers answer null, never an
+    // error.
+    let rows = pool
+        .run(&context("anon", json!({}), Access::ReadOnly), &statement)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, Option<String>>(0).as_deref(), Some("anon"));
+    assert_eq!(rows[0].get::<_, Option<String>>(1), None);
+    assert_eq!(rows[0].get::<_, Option<String>>(2), None);
+}

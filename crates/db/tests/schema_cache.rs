@@ -195,7 +195,10 @@ async fn a_miss_reloads_once_and_concurrent_misses_share_it() {
         .await
         .unwrap();
     let (_, generation) = store.current();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Nothing changed since the load: a miss (a made-up name) does not reload.
+    assert!(!store.reload_after_miss(generation).await);
+    assert_eq!(store.current().1, generation);
+
     db.execute("create table public.fresh (id int)").await;
     let (a, b) = tokio::join!(
         store.reload_after_miss(generation),
@@ -208,6 +211,10 @@ async fn a_miss_reloads_once_and_concurrent_misses_share_it() {
         "one reload served both misses"
     );
     assert!(store.current().0.relation("public", "fresh").is_some());
-    // Right after a reload, another miss does not reload again.
+    // Right after a reload, another miss does not reload again...
     assert!(!store.reload_after_miss(generation + 1).await);
+    // ...but DDL right after it is found at once: the version moved, no waiting interval.
+    db.execute("create table public.fresher (id int)").await;
+    assert!(store.reload_after_miss(generation + 1).await);
+    assert!(store.current().0.relation("public", "fresher").is_some());
 }

@@ -38,7 +38,13 @@ pub fn load_or_create(config: &Config) -> anyhow::Result<(DataDirSecrets, bool)>
         Ok(text) => {
             let mut stored: DataDirSecrets = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a valid keys file", file.display()))?;
+            let stored_secret = stored.keys.jwt_secret.clone();
             stored.keys = stored.keys.with_overrides(&config.auth)?;
+            // A configured secret that differs from the stored one re-signs the legacy keys:
+            // store them, or every restart would sign (and `manifold keys` print) new ones.
+            if stored.keys.jwt_secret != stored_secret {
+                write_private(&file, &serde_json::to_vec_pretty(&stored)?)?;
+            }
             Ok((stored, false))
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -76,4 +82,36 @@ fn write_private(file: &Path, contents: &[u8]) -> anyhow::Result<()> {
     handle.sync_all()?;
     std::fs::rename(&temp, file).with_context(|| format!("writing {}", file.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use manifold_config::Secret;
+
+    use super::*;
+
+    #[test]
+    fn a_changed_secret_re_signs_the_keys_once_and_later_starts_reuse_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let (first, created) = load_or_create(&config).unwrap();
+        assert!(created);
+
+        config.auth.jwt_secret = Some(Secret::new("a-configured-secret-of-32-characters!!"));
+        let (changed, created) = load_or_create(&config).unwrap();
+        assert!(!created);
+        assert_ne!(changed.keys.anon_key, first.keys.anon_key);
+        assert_eq!(changed.keys.publishable_key, first.keys.publishable_key);
+
+        let (again, _) = load_or_create(&config).unwrap();
+        assert_eq!(again.keys.anon_key, changed.keys.anon_key);
+        assert_eq!(again.keys.service_role_key, changed.keys.service_role_key);
+        assert_eq!(
+            load(dir.path()).unwrap().keys.anon_key,
+            changed.keys.anon_key
+        );
+    }
 }

@@ -75,6 +75,23 @@ async fn require_apikey_off_lets_keyless_requests_through() {
     let server = TestServer::start_with(&db, |config| config.api.require_apikey = false).await;
     let (status, _, _) = get(&server.endpoint("/rest/v1/no_such_table"), &[]).await;
     assert_eq!(status, 404);
+    // No key and no token runs as anon; a bare bearer JWT is enough and runs as its role, as
+    // with standalone PostgREST. The RPC reports the role each request ran as.
+    db.execute(
+        "create function public.whoami() returns text language sql stable \
+         as $$ select current_user::text $$; \
+         notify pgrst, 'reload schema';",
+    )
+    .await;
+    let (status, _, body) = get(&server.endpoint("/rest/v1/rpc/whoami"), &[]).await;
+    assert_eq!((status, body), (200, json!("anon")));
+    let token = server.jwt(&json!({"role": "authenticated", "sub": "u-1"}));
+    let (status, _, body) = get(
+        &server.endpoint("/rest/v1/rpc/whoami"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!((status, body), (200, json!("authenticated")));
     // A present but wrong key is still refused.
     let (status, _, _) = get(
         &server.endpoint("/rest/v1/no_such_table"),

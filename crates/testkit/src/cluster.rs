@@ -179,6 +179,15 @@ impl TestDb {
             .execute(&format!("create database {name} template {TEMPLATE}"), &[])
             .await
             .expect("copying the template database");
+        // Database-level settings are not copied with a template: repeat what the migration
+        // schema/0002 set on the template, so sessions find `extensions` as on a real project.
+        admin
+            .execute(
+                &format!("alter database {name} set search_path = \"$user\", public, extensions"),
+                &[],
+            )
+            .await
+            .expect("setting the copied database's search_path");
         TestDb {
             admin_url: cluster.admin_url(&name),
             api_url: cluster.api_url(&name),

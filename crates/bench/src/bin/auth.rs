@@ -44,6 +44,12 @@ impl Target {
 fn report(name: &str, rate: f64, latencies: &mut Latencies, anchor: Option<&str>) {
     #[allow(clippy::print_stdout, reason = "the benchmark's report is its output")]
     {
+        if let (errors @ 1.., first) = latencies.failures() {
+            println!(
+                "{name}: FAILED {errors} requests; first: {}",
+                first.unwrap_or("?")
+            );
+        }
         println!(
             "{name:<28} {rate:>9.1} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   n={}{}",
             latencies.quantile_ms(0.5),

@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
         SECRET,
         &json!({"sub": USER, "role": "authenticated", "aud": "authenticated", "exp": 4_000_000_000u64}),
     );
-    let anon = mint_jwt(SECRET, &json!({"role": "anon", "exp": 4_000_000_000u64}));
+    let anon = server.anon_key()?;
 
     let scenarios = [
         Scenario {
@@ -126,6 +126,12 @@ async fn main() -> anyhow::Result<()> {
         })
         .await;
         println!("\n== {} ==", scenario.name);
+        if let (errors @ 1.., first) = latencies.failures() {
+            println!(
+                "  FAILED    {errors} requests failed; first: {}",
+                first.unwrap_or("?")
+            );
+        }
         println!(
             "  manifold  {rate:>9.0} req/s   p50 {:.2} ms   p99 {:.2} ms",
             latencies.quantile_ms(0.5),
