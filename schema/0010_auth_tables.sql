@@ -152,7 +152,10 @@ create table auth.mfa_factors (
   last_challenged_at timestamptz null unique,
   web_authn_credential jsonb null,
   web_authn_aaguid uuid null,
-  last_webauthn_challenge_data jsonb null
+  last_webauthn_challenge_data jsonb null,
+  -- Manifold's own: the TOTP time step (unix time / 30) of the last accepted code, so a code
+  -- cannot be verified twice while it is still valid. Null for a factor never verified here.
+  last_totp_step bigint null
 );
 create unique index mfa_factors_user_friendly_name_unique on auth.mfa_factors (friendly_name, user_id)
   where trim(friendly_name) <> '';

@@ -48,8 +48,10 @@ api_port="$(free_port)"
 db_port="$(free_port)"
 
 # --- auth (issue 5) ---------------------------------------------------------------------------
-# User access tokens are signed with a fresh ES256 key, so getClaims verifies them through the
-# JWK set and every API is exercised with asymmetric tokens next to the HS256 API keys.
+# User access tokens issued by /auth/v1 are signed with a fresh ES256 key, so getClaims verifies
+# them through the JWK set, and auth-asymmetric.test.mjs uses such a token with REST, Storage and
+# Realtime next to the HS256 API keys. (The REST, storage and realtime suites mint their own HS256
+# user tokens with the project secret; they do not go through the ES256 key.)
 # Anonymous sign-in is on for its test. The whole suite signs users in from 127.0.0.1, so the
 # per-IP limits on /token and /signup are raised here; auth-email.test.mjs checks the default
 # limit on /verify instead.

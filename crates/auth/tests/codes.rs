@@ -1,5 +1,7 @@
-//! Error codes that depend on settings or on the PKCE state: `anonymous_provider_disabled`,
-//! `signup_disabled`, `no_authorization`, `bad_code_verifier` and `flow_state_expired`.
+//! Error codes that depend on settings, on the PKCE state or on the session: disabled providers
+//! and sign-ups, `no_authorization`, the PKCE codes, the password-change guards
+//! (`reauthentication_needed`, `current_password_*`), MFA enroll limits, `email_address_invalid`,
+//! `request_entity_too_large` and `session_expired`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -116,4 +118,132 @@ async fn pkce_exchange_checks_the_verifier_and_the_code_age() {
     let expired = exchange(verifier).await;
     assert_eq!(expired.status, 422, "{}", expired.body);
     assert_eq!(expired.body["code"], "flow_state_expired");
+}
+
+#[tokio::test]
+async fn password_change_guards_answer_their_codes() {
+    let api = Api::start_with(|config| {
+        config.auth.update_password_require_reauthentication = true;
+        config.auth.update_password_require_current_password = true;
+    })
+    .await;
+    let session = api.sign_up("guarded@example.com", "password-1").await;
+    let access = session["access_token"].as_str().unwrap();
+    let update = |body: Value| api.call(Method::PUT, "/auth/v1/user", Some(body), Some(access));
+
+    // A fresh session needs no nonce, but the current password.
+    let missing = update(json!({"password": "password-2"})).await;
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    assert_eq!(missing.body["code"], "current_password_required");
+    let wrong = update(json!({"password": "password-2", "current_password": "nope-nope"})).await;
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert_eq!(wrong.body["code"], "current_password_invalid");
+
+    // A session signed in over 24 hours ago must reauthenticate first.
+    api.db
+        .execute("update auth.sessions set created_at = now() - interval '25 hours'")
+        .await;
+    let stale = update(json!({"password": "password-2", "current_password": "password-1"})).await;
+    assert_eq!(stale.status, 400, "{}", stale.body);
+    assert_eq!(stale.body["code"], "reauthentication_needed");
+    let unsent = update(
+        json!({"password": "password-2", "current_password": "password-1",
+                               "nonce": "123456"}),
+    )
+    .await;
+    assert_eq!(unsent.status, 400, "{}", unsent.body);
+    assert_eq!(unsent.body["code"], "reauthentication_not_valid");
+    let sent = api
+        .call(Method::GET, "/auth/v1/reauthenticate", None, Some(access))
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let nonce = api.mailbox("guarded@example.com").await[0]["otp"].clone();
+    let changed = update(
+        json!({"password": "password-2", "current_password": "password-1",
+                                "nonce": nonce}),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    let signed_in = api
+        .post(
+            "/auth/v1/token?grant_type=password",
+            json!({"email": "guarded@example.com", "password": "password-2"}),
+        )
+        .await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+}
+
+#[tokio::test]
+async fn disabled_providers_limits_and_bad_addresses_answer_their_codes() {
+    let api = Api::start_with(|config| config.auth.mfa_max_enrolled_factors = 1).await;
+    let session = api.sign_up("codes@example.com", "password-1").await;
+    let access = session["access_token"].as_str().unwrap();
+
+    // MFA: only TOTP can be enrolled, and only up to the configured number of factors.
+    let enroll = |body: Value| api.call(Method::POST, "/auth/v1/factors", Some(body), Some(access));
+    for (factor_type, code) in [
+        ("phone", "mfa_phone_enroll_not_enabled"),
+        ("webauthn", "mfa_webauthn_enroll_not_enabled"),
+    ] {
+        let refused = enroll(json!({"factor_type": factor_type})).await;
+        assert_eq!(refused.status, 422, "{}", refused.body);
+        assert_eq!(refused.body["code"], code);
+    }
+    let first = enroll(json!({"factor_type": "totp", "friendly_name": "one"})).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let second = enroll(json!({"factor_type": "totp", "friendly_name": "two"})).await;
+    assert_eq!(second.status, 422, "{}", second.body);
+    assert_eq!(second.body["code"], "too_many_enrolled_mfa_factors");
+
+    // An address SMTP could not deliver to, caught by the mailer's own check.
+    let undeliverable = api
+        .post("/auth/v1/otp", json!({"email": "a..b@example.com"}))
+        .await;
+    assert_eq!(undeliverable.status, 400, "{}", undeliverable.body);
+    assert_eq!(undeliverable.body["code"], "email_address_invalid");
+    assert_eq!(
+        api.scalar_i64("select count(*) from auth.users where email = 'a..b@example.com'")
+            .await,
+        0
+    );
+
+    // Request bodies over 1 MiB.
+    let padding = "x".repeat(1024 * 1024 + 1);
+    let huge = api
+        .post(
+            "/auth/v1/signup",
+            json!({"email": "big@example.com", "password": "password-1", "data": {"pad": padding}}),
+        )
+        .await;
+    assert_eq!(huge.status, 413, "{}", huge.body);
+    assert_eq!(huge.body["code"], "request_entity_too_large");
+
+    // A session past its `not_after` cannot be refreshed.
+    api.db
+        .execute("update auth.sessions set not_after = now() - interval '1 minute'")
+        .await;
+    let expired = api
+        .refresh(session["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(expired.status, 400, "{}", expired.body);
+    assert_eq!(expired.body["code"], "session_expired");
+
+    // Email sign-up and sign-in switched off.
+    let closed = Api::start_with(|config| config.auth.email_enabled = false).await;
+    let signup = closed
+        .post(
+            "/auth/v1/signup",
+            json!({"email": "off@example.com", "password": "password-1"}),
+        )
+        .await;
+    assert_eq!(signup.status, 400, "{}", signup.body);
+    assert_eq!(signup.body["code"], "email_provider_disabled");
+    let sign_in = closed
+        .post(
+            "/auth/v1/token?grant_type=password",
+            json!({"email": "off@example.com", "password": "password-1"}),
+        )
+        .await;
+    assert_eq!(sign_in.status, 400, "{}", sign_in.body);
+    assert_eq!(sign_in.body["code"], "email_provider_disabled");
 }

@@ -135,6 +135,52 @@ impl Api {
         .await
     }
 
+    /// A call with the service-role key as bearer (the admin API).
+    pub(crate) async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let service = self.service_key();
+        self.call(method, path, body, Some(&service)).await
+    }
+
+    /// The dev mailbox's messages to `email`, newest first.
+    pub(crate) async fn mailbox(&self, email: &str) -> Vec<Value> {
+        let reply = self
+            .admin(
+                Method::GET,
+                &format!("/auth/v1/admin/mailbox?email={email}"),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body.as_array().unwrap().clone()
+    }
+
+    /// Follows an emailed `/verify` link as a browser would (the test server's port is not in
+    /// the link, so only its path is kept) and returns the 303's `Location`.
+    pub(crate) async fn follow_link(&self, link: &str) -> reqwest::Url {
+        let path = &link[link.find("/auth/v1/verify").unwrap()..];
+        let response = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(self.server.endpoint(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 303);
+        reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap()
+    }
+
+    /// A value from the database as the superuser.
+    pub(crate) async fn scalar_text(&self, sql: &str) -> Option<String> {
+        self.db
+            .admin()
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// A value from the database as the superuser.
     pub(crate) async fn scalar_i64(&self, sql: &str) -> i64 {
         self.db

@@ -1,4 +1,4 @@
-//! tower-governor limits per client IP and the keyed per-email limit: 429
+//! Limits per client IP (governor token buckets) and the keyed per-email limit: 429
 //! `over_request_rate_limit`.
 
 use serde_json::json;

@@ -64,6 +64,13 @@ pub struct AuthConfig {
     pub refresh_token_rotation: bool,
     /// Seconds a used refresh token may still be presented (`SECURITY_REFRESH_TOKEN_REUSE_INTERVAL`).
     pub refresh_token_reuse_interval_secs: u64,
+    /// A password change from a session older than 24 hours needs the nonce mailed by
+    /// `/reauthenticate` (`SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION`, the Supabase CLI's
+    /// `secure_password_change`).
+    pub update_password_require_reauthentication: bool,
+    /// A password change needs the current password, except in a PKCE recovery session
+    /// (`SECURITY_UPDATE_PASSWORD_REQUIRE_CURRENT_PASSWORD`).
+    pub update_password_require_current_password: bool,
     /// Lifetime of email links and codes in seconds (`MAILER_OTP_EXP`).
     pub otp_expiry_secs: u64,
     /// Digits of email codes (`MAILER_OTP_LENGTH`).
@@ -113,6 +120,8 @@ impl Default for AuthConfig {
             password_requirements: String::new(),
             refresh_token_rotation: true,
             refresh_token_reuse_interval_secs: 10,
+            update_password_require_reauthentication: false,
+            update_password_require_current_password: false,
             otp_expiry_secs: 86_400,
             otp_length: 6,
             email_max_frequency_secs: 60,

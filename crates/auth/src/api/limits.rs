@@ -1,22 +1,18 @@
-//! Request limits as GoTrue's: token buckets per client IP with tower-governor on the routes
-//! that sign in or send mail, plus keyed limiters checked inside handlers (per email address for
+//! Request limits as GoTrue's: token buckets (governor) per client IP on the routes that sign
+//! in or send mail, plus keyed limiters checked inside handlers (per email address for
 //! mail-sending endpoints, per IP for anonymous sign-ups). Over the limit: 429
 //! `over_request_rate_limit`.
 
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::response::IntoResponse;
-use governor::middleware::NoOpMiddleware;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tower_governor::GovernorLayer;
-use tower_governor::errors::GovernorError;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::KeyExtractor;
 
 use super::error::AuthError;
 use super::request::client_ip;
@@ -28,23 +24,33 @@ pub(crate) const FIVE_MINUTES: Duration = Duration::from_secs(300);
 pub(crate) const ONE_HOUR: Duration = Duration::from_secs(3600);
 pub(crate) const ONE_MINUTE: Duration = Duration::from_secs(60);
 
-/// Keys requests by client IP: the configured header (behind a trusted proxy), else the peer.
-/// An unknown IP shares one bucket rather than escaping the limit.
+/// A per-IP limit for one route: the configured header's address (behind a trusted proxy),
+/// else the TCP peer's.
 #[derive(Debug, Clone)]
-pub(crate) struct ClientIpKey {
+pub(crate) struct IpLimit {
+    limit: KeyedLimit<IpAddr>,
     header: Option<Arc<str>>,
 }
 
-impl KeyExtractor for ClientIpKey {
-    type Key = IpAddr;
+impl IpLimit {
+    /// Takes one request from the bucket of the request's client IP, or answers 429. GoTrue
+    /// applies IP limits only when it knows the client's address; one shared bucket for every
+    /// client of unknown address would let one of them lock all the others out.
+    pub(crate) fn admit<B>(&self, request: &http::Request<B>) -> Result<(), AuthError> {
+        match client_ip(request, self.header.as_deref()) {
+            Some(ip) => self.limit.check(&ip),
+            None => Ok(()),
+        }
+    }
 
-    fn extract<T>(&self, request: &http::Request<T>) -> Result<Self::Key, GovernorError> {
-        Ok(client_ip(request, self.header.as_deref()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+    /// Middleware body: the request goes on only when [`IpLimit::admit`] lets it.
+    pub(crate) async fn middleware(self, request: Request, next: Next) -> Response {
+        match self.admit(&request) {
+            Ok(()) => next.run(request).await,
+            Err(error) => error.into_response(),
+        }
     }
 }
-
-/// A per-IP limit layer for one route.
-pub(crate) type IpLimit = GovernorLayer<ClientIpKey, NoOpMiddleware, Body>;
 
 /// `count` requests per `period` with bursts up to `burst`; `None` when `count` is 0 (off).
 fn quota(count: u32, period: Duration, burst: u32) -> Option<Quota> {
@@ -53,25 +59,19 @@ fn quota(count: u32, period: Duration, burst: u32) -> Option<Quota> {
     Quota::with_period(period / count.get()).map(|quota| quota.allow_burst(burst))
 }
 
-/// The tower-governor layer for `count` per `period` per client IP; `None` switches it off.
+/// The limit of `count` per `period` per client IP; `None` switches it off.
 pub(crate) fn per_ip(
     count: u32,
     period: Duration,
     burst: u32,
     header: Option<&str>,
 ) -> Option<IpLimit> {
-    let count = NonZeroU32::new(count)?;
-    let burst = burst.min(count.get()).max(1);
-    let config = GovernorConfigBuilder::default()
-        .period(period / count.get())
-        .burst_size(burst)
-        .key_extractor(ClientIpKey {
-            header: header.map(Arc::from),
-        })
-        .finish()?;
-    let limiter = Arc::downgrade(config.limiter());
-    spawn_cleanup(limiter);
-    Some(GovernorLayer::new(config).error_handler(|_| AuthError::rate_limited().into_response()))
+    let limit = KeyedLimit::new(count, period, burst);
+    limit.limiter.as_ref()?;
+    Some(IpLimit {
+        limit,
+        header: header.map(Arc::from),
+    })
 }
 
 /// A limiter checked inside a handler, keyed by `K`.
@@ -128,7 +128,48 @@ fn spawn_cleanup<K: Hash + Eq + Clone + Send + Sync + 'static>(
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
+    use axum::extract::ConnectInfo;
+
     use super::*;
+
+    fn request(peer: Option<&str>, header: Option<&str>) -> http::Request<()> {
+        let mut request = http::Request::new(());
+        if let Some(peer) = peer {
+            let peer: SocketAddr = peer.parse().unwrap();
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
+        if let Some(ip) = header {
+            request
+                .headers_mut()
+                .insert("x-client-ip", ip.parse().unwrap());
+        }
+        request
+    }
+
+    #[test]
+    fn ip_limits_count_per_address_and_skip_unknown_addresses() {
+        let limit = per_ip(2, FIVE_MINUTES, 30, Some("x-client-ip")).unwrap();
+        let peer = request(Some("10.0.0.1:5000"), None);
+        assert!(limit.admit(&peer).is_ok());
+        assert!(limit.admit(&peer).is_ok());
+        assert_eq!(
+            limit.admit(&peer).unwrap_err().code(),
+            "over_request_rate_limit"
+        );
+        // The trusted header names the client; its own bucket is still full.
+        assert!(
+            limit
+                .admit(&request(Some("10.0.0.1:5000"), Some("10.9.9.9")))
+                .is_ok()
+        );
+        // Without a peer address or header the client is unknown: no shared bucket to exhaust.
+        for _ in 0..10 {
+            assert!(limit.admit(&request(None, None)).is_ok());
+        }
+        assert!(per_ip(0, FIVE_MINUTES, 30, None).is_none());
+    }
 
     #[test]
     fn keyed_limits_count_per_key_and_zero_is_off() {

@@ -242,19 +242,37 @@ pub(crate) async fn issue(
     Ok((code, hash))
 }
 
-/// Records a PKCE flow for a link about to be sent.
+/// The id of the PKCE flow state recorded with the link token whose hash is `hash`. Deriving it
+/// from the hash binds each link to its own flow: with several pending requests (other devices,
+/// other kinds of email), a link yields the code of the request that sent it, never merely the
+/// newest flow of that user.
+pub(crate) fn flow_id(hash: &str) -> Uuid {
+    let digest = Sha256::digest(format!("manifold flow_state {hash}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Records the PKCE flow of a link about to be sent, under [`flow_id`] of its token hash.
 pub(crate) async fn create_flow(
     tx: &Tx,
     user_id: Uuid,
+    hash: &str,
     pkce: &Pkce,
     method: &str,
 ) -> Result<(), AuthError> {
     tx.exec(&query(
         "insert into auth.flow_state (id, user_id, auth_code, code_challenge_method, code_challenge, \
            provider_type, created_at, updated_at, authentication_method) \
-         values (gen_random_uuid(), $1::uuid, gen_random_uuid()::text, \
-           $2::auth.code_challenge_method, $3, 'email', now(), now(), $4)",
-        binds![user_id.to_string(), pkce.method, pkce.challenge.clone(), method],
+         values ($1::uuid, $2::uuid, gen_random_uuid()::text, \
+           $3::auth.code_challenge_method, $4, 'email', now(), now(), $5)",
+        binds![
+            flow_id(hash).to_string(),
+            user_id.to_string(),
+            pkce.method,
+            pkce.challenge.clone(),
+            method
+        ],
     ))
     .await
 }
@@ -299,7 +317,7 @@ pub(crate) async fn prepare(
     let (code, hash) = issue(auth, tx, user_id, kind.token(), address).await?;
     let link_token = match pkce {
         Some(pkce) => {
-            create_flow(tx, user_id, pkce, kind.flow_method()).await?;
+            create_flow(tx, user_id, &hash, pkce, kind.flow_method()).await?;
             format!("{PKCE_PREFIX}{hash}")
         }
         None => hash.clone(),
@@ -362,6 +380,14 @@ mod tests {
         };
         assert_eq!(params.pkce().unwrap().unwrap().method, "s256");
         assert!(PkceParams::default().pkce().unwrap().is_none());
+    }
+
+    #[test]
+    fn each_token_hash_has_its_own_flow_id() {
+        let first = flow_id(&token_hash("a@b.io", "123456"));
+        assert_eq!(first, flow_id(&token_hash("a@b.io", "123456")));
+        assert_ne!(first, flow_id(&token_hash("a@b.io", "654321")));
+        assert_eq!(first.get_version(), Some(uuid::Version::Custom));
     }
 
     #[test]

@@ -146,14 +146,38 @@ impl Mailer {
         matches!(self, Self::Smtp { .. })
     }
 
-    /// Delivers `mail`; the dev mailbox stores it in the request's transaction.
-    pub(crate) async fn send(&self, tx: &Tx, mail: Mail) -> Result<(), AuthError> {
+    /// Logs an outgoing message. Only the dev mailbox logs the recipient, link and code (at
+    /// debug level), as the contract asks for a server without SMTP; once SMTP is configured the
+    /// log never carries them, since they would let anyone reading logs sign in as the user.
+    fn log_outgoing(&self, mail: &Mail) {
         tracing::info!(
             kind = mail.kind,
             subject = mail.subject,
             smtp = self.is_smtp(),
             "sending auth mail"
         );
+        if let Self::DevMailbox = self {
+            tracing::debug!(
+                to = %mail.to,
+                kind = mail.kind,
+                otp = %mail.otp,
+                link = mail.link.as_deref().unwrap_or(""),
+                "dev mailbox message"
+            );
+        }
+    }
+
+    /// Delivers `mail`; the dev mailbox stores it in the request's transaction.
+    pub(crate) async fn send(&self, tx: &Tx, mail: Mail) -> Result<(), AuthError> {
+        // Both mailers refuse what SMTP could not deliver to, so the dev mailbox answers as
+        // production would; GoTrue's mailer check answers 400 `email_address_invalid`.
+        let to: Mailbox = mail.to.parse().map_err(|_| {
+            AuthError::bad_request(
+                "email_address_invalid",
+                format!("Email address \"{}\" is invalid", mail.to),
+            )
+        })?;
+        self.log_outgoing(&mail);
         match self {
             Self::DevMailbox => {
                 tx.exec(&query(
@@ -184,7 +208,6 @@ impl Mailer {
                         "Email rate limit exceeded",
                     ));
                 }
-                let to: Mailbox = mail.to.parse().map_err(|_| super::users::invalid_email())?;
                 let message = lettre::Message::builder()
                     .from(from.clone())
                     .to(to)
@@ -221,5 +244,64 @@ mod tests {
     #[test]
     fn dev_mailbox_without_smtp() {
         assert!(!Mailer::new(None, 30).unwrap().is_smtp());
+    }
+
+    /// Everything logged while `run` runs, at debug level and above.
+    fn captured_log(run: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, run);
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_the_dev_mailbox_logs_links_and_codes() {
+        let mail = Mail {
+            to: "a@b.io".into(),
+            subject: "Your Magic Link",
+            kind: "magiclink",
+            otp: "314159".into(),
+            link: Some("http://x/verify?token=secret-hash&type=magiclink".into()),
+        };
+        let dev = captured_log(|| Mailer::DevMailbox.log_outgoing(&mail));
+        assert!(dev.contains("314159"), "{dev}");
+        assert!(dev.contains("secret-hash"), "{dev}");
+        assert!(dev.contains("a@b.io"), "{dev}");
+
+        let smtp = Mailer::new(
+            Some(&SmtpConfig {
+                host: "127.0.0.1".into(),
+                port: 2525,
+                user: None,
+                pass: None,
+                admin_email: "auth@example.com".into(),
+                sender_name: None,
+                tls: SmtpTls::None,
+            }),
+            30,
+        )
+        .unwrap();
+        let logged = captured_log(|| smtp.log_outgoing(&mail));
+        assert!(logged.contains("sending auth mail"), "{logged}");
+        assert!(!logged.contains("314159"), "{logged}");
+        assert!(!logged.contains("secret-hash"), "{logged}");
+        assert!(!logged.contains("a@b.io"), "{logged}");
     }
 }

@@ -272,11 +272,26 @@ pub(crate) async fn verify(
         ));
     }
     let totp = totp(secret.as_deref().unwrap_or(""), &user.email, "manifold")?;
-    if totp.check(code.trim(), unix_now()).is_none() {
-        return Err(AuthError::unprocessable(
-            "mfa_verification_failed",
-            "Invalid TOTP code entered",
-        ));
+    let invalid_code =
+        || AuthError::unprocessable("mfa_verification_failed", "Invalid TOTP code entered");
+    let step = totp
+        .check(code.trim(), unix_now())
+        .ok_or_else(invalid_code)?;
+    // A code stays valid for its whole step (and the skew around it), so it must be spent once
+    // accepted: the factor remembers the last step it accepted and refuses that one and any
+    // earlier one, even through a fresh challenge. The conditional update is atomic, so two
+    // concurrent verifications of one code cannot both pass.
+    let step = i64::try_from(step).map_err(AuthError::internal)?;
+    let recorded = tx
+        .opt(&query(
+            "update auth.mfa_factors set last_totp_step = $2 \
+             where id = $1::uuid and (last_totp_step is null or last_totp_step < $2) \
+             returning id",
+            binds![factor_id.to_string(), step],
+        ))
+        .await?;
+    if recorded.is_none() {
+        return Err(invalid_code());
     }
     let refresh_token = new_refresh_token();
     tx.exec(&query(

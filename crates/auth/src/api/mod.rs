@@ -119,7 +119,9 @@ impl Auth {
 
 fn limited(route: MethodRouter<Arc<Auth>>, limit: Option<IpLimit>) -> MethodRouter<Arc<Auth>> {
     match limit {
-        Some(limit) => route.layer(limit),
+        Some(limit) => route.layer(from_fn(move |request, next| {
+            limit.clone().middleware(request, next)
+        })),
         None => route,
     }
 }

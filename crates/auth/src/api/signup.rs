@@ -123,7 +123,9 @@ async fn with_email(
 
     let tx = begin(&auth.db).await?;
     let user = match users::by_email(&tx, &email).await? {
-        Some(existing) if existing.email_confirmed => {
+        // An invited address counts as registered: the invitee accepts through the invite
+        // link, never by signing up with a password of their choosing.
+        Some(existing) if existing.email_confirmed || existing.invited => {
             if autoconfirm {
                 return Err(AuthError::unprocessable(
                     "user_already_exists",
@@ -135,16 +137,18 @@ async fn with_email(
             return Ok(Json(obfuscated_user(&email, body.data)));
         }
         Some(existing) => {
-            // An unconfirmed account: the new password and data replace the old ones, and the
-            // confirmation is sent again.
-            users::set_password(&tx, existing.id, &hash).await?;
-            if let Some(data) = &body.data {
-                users::merge_user_metadata(&tx, existing.id, data).await?;
+            // An unconfirmed account (signed up earlier, or created by an admin without
+            // `email_confirm`). As GoTrue: "do not update the user because we can't be sure of
+            // their claimed identity". The password and data stay as they are, no session is
+            // issued even with autoconfirm, and the confirmation is mailed again so the owner
+            // of the address can confirm it.
+            if autoconfirm {
+                auth.email_limit.check(&email)?;
             }
             existing
         }
         None => {
-            users::create(
+            let user = users::create(
                 &tx,
                 NewUser {
                     email: Some(email.clone()),
@@ -154,15 +158,15 @@ async fn with_email(
                     ..NewUser::default()
                 },
             )
-            .await?
+            .await?;
+            if autoconfirm {
+                let session = session::start(auth, &tx, &user, "password", client).await?;
+                tx.commit().await?;
+                return Ok(Json(session));
+            }
+            user
         }
     };
-    if autoconfirm {
-        users::confirm_email(&tx, user.id).await?;
-        let session = session::start(auth, &tx, &user, "password", client).await?;
-        tx.commit().await?;
-        return Ok(Json(session));
-    }
     links::send(
         auth,
         &tx,

@@ -42,6 +42,8 @@ pub(crate) struct UpdateBody {
     #[serde(default)]
     nonce: Option<String>,
     #[serde(default)]
+    current_password: Option<String>,
+    #[serde(default)]
     data: Option<Value>,
     #[serde(default)]
     app_metadata: Option<Value>,
@@ -117,15 +119,36 @@ pub(crate) async fn update_user(
         if token.aal() != "aal2" && has_verified_factor(&tx, user.id).await? {
             return Err(insufficient_aal());
         }
-        if !user.password_hash.is_empty() && password::verify(password, &user.password_hash).await?
+        let nonce = body.nonce.as_deref().filter(|nonce| !nonce.is_empty());
+        // GoTrue's secure password change: a session signed in over 24 hours ago must prove
+        // the user is still there with the nonce from `/reauthenticate`.
+        if settings.update_password_require_reauthentication
+            && !session_is_recent(&tx, token.session_id).await?
         {
-            return Err(AuthError::unprocessable(
-                "same_password",
-                "New password should be different from the old password.",
-            ));
-        }
-        if let Some(nonce) = body.nonce.as_deref().filter(|nonce| !nonce.is_empty()) {
+            let nonce = nonce.ok_or_else(|| {
+                AuthError::bad_request(
+                    "reauthentication_needed",
+                    "Password update requires reauthentication",
+                )
+            })?;
             check_nonce(&auth, &tx, &user, nonce).await?;
+        } else if let Some(nonce) = nonce {
+            check_nonce(&auth, &tx, &user, nonce).await?;
+        }
+        if !user.password_hash.is_empty() {
+            // A PKCE recovery session has proven the inbox instead: it may set a password
+            // without knowing the old one, as GoTrue.
+            if settings.update_password_require_current_password
+                && !is_recovery_session(&tx, token.session_id).await?
+            {
+                check_current_password(body.current_password.as_deref(), &user).await?;
+            }
+            if password::verify(password, &user.password_hash).await? {
+                return Err(AuthError::unprocessable(
+                    "same_password",
+                    "New password should be different from the old password.",
+                ));
+            }
         }
         users::set_password(&tx, user.id, hash).await?;
         // A password change signs out every other session, as GoTrue.
@@ -160,6 +183,51 @@ pub(crate) async fn update_user(
         .ok_or_else(|| AuthError::internal("user vanished"))?;
     tx.commit().await?;
     Ok(Json(updated.json))
+}
+
+/// True when the session started less than 24 hours ago (GoTrue's window for changing the
+/// password without reauthentication).
+async fn session_is_recent(tx: &Tx, session_id: Option<Uuid>) -> Result<bool, AuthError> {
+    let Some(session_id) = session_id else {
+        return Ok(false);
+    };
+    let row = tx
+        .one(&query(
+            "select exists (select 1 from auth.sessions where id = $1::uuid \
+               and created_at > now() - interval '24 hours')",
+            binds![session_id.to_string()],
+        ))
+        .await?;
+    col(&row, 0)
+}
+
+/// True when the session was started by a PKCE password recovery (amr `recovery`).
+async fn is_recovery_session(tx: &Tx, session_id: Option<Uuid>) -> Result<bool, AuthError> {
+    let Some(session_id) = session_id else {
+        return Ok(false);
+    };
+    let row = tx
+        .one(&query(
+            "select exists (select 1 from auth.mfa_amr_claims where session_id = $1::uuid \
+               and authentication_method = 'recovery')",
+            binds![session_id.to_string()],
+        ))
+        .await?;
+    col(&row, 0)
+}
+
+/// 400 `current_password_required` without it, 400 `current_password_invalid` when wrong;
+/// GoTrue sends the same message for both.
+async fn check_current_password(current: Option<&str>, user: &UserRecord) -> Result<(), AuthError> {
+    const MESSAGE: &str = "Current password required when setting new password.";
+    let current = current
+        .filter(|current| !current.is_empty())
+        .ok_or_else(|| AuthError::bad_request("current_password_required", MESSAGE))?;
+    if password::verify(current, &user.password_hash).await? {
+        Ok(())
+    } else {
+        Err(AuthError::bad_request("current_password_invalid", MESSAGE))
+    }
 }
 
 /// Records the pending address and mails the new one (and, for a confirmed current address,

@@ -15,13 +15,14 @@ macro_rules! user_columns {
          u.email_confirmed_at is not null, coalesce(u.banned_until > now(), false), \
          u.deleted_at is not null, u.is_anonymous, coalesce(nullif(u.role, ''), 'authenticated'), \
          coalesce(nullif(u.aud, ''), 'authenticated'), coalesce(u.raw_app_meta_data, '{}'::jsonb), \
-         coalesce(u.raw_user_meta_data, '{}'::jsonb), auth.manifold_user_json(u)"
+         coalesce(u.raw_user_meta_data, '{}'::jsonb), auth.manifold_user_json(u), \
+         u.invited_at is not null"
     };
 }
 pub(crate) use user_columns;
 
 /// Number of columns [`user_columns!`] yields.
-pub(crate) const USER_COLUMN_COUNT: usize = 13;
+pub(crate) const USER_COLUMN_COUNT: usize = 14;
 
 /// GoTrue's instance id for every row (single-tenant).
 pub(crate) const INSTANCE_ID: &str = "00000000-0000-0000-0000-000000000000";
@@ -43,6 +44,8 @@ pub(crate) struct UserRecord {
     pub(crate) user_metadata: Value,
     /// GoTrue's User JSON.
     pub(crate) json: Value,
+    /// Created by an invitation (`invited_at` is set).
+    pub(crate) invited: bool,
 }
 
 impl UserRecord {
@@ -62,6 +65,7 @@ impl UserRecord {
             app_metadata: col(row, offset + 10)?,
             user_metadata: col(row, offset + 11)?,
             json: col(row, offset + 12)?,
+            invited: col(row, offset + 13)?,
         })
     }
 }

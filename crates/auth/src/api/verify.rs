@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::Auth;
 use super::db::{Tx, begin, binds, col, query};
 use super::error::AuthError;
-use super::links::{PKCE_PREFIX, token_hash};
+use super::links::{PKCE_PREFIX, flow_id, token_hash};
 use super::request::{Body, Client, Params};
 use super::users::{self, UserRecord};
 use super::{redirect, session};
@@ -246,7 +246,7 @@ pub(crate) async fn verify_otp(
         }
         Outcome::EmailChangePending => {
             tx.commit().await?;
-            Ok(Json(json!({"msg": EMAIL_CHANGE_PENDING, "code": 200})))
+            Ok(Json(json!({"msg": EMAIL_CHANGE_PENDING, "code": "200"})))
         }
     }
 }
@@ -347,13 +347,13 @@ async fn follow_link(
             format!("{base}#{params}")
         }
         Outcome::Verified(user) if pkce => {
+            // The flow recorded with this very link, not the user's newest one.
             let row = tx
                 .opt(&query(
                     "update auth.flow_state set auth_code_issued_at = now(), updated_at = now() \
-                     where id = (select id from auth.flow_state where user_id = $1::uuid \
-                       and authentication_method = $2 order by created_at desc limit 1) \
+                     where id = $1::uuid and user_id = $2::uuid and authentication_method = $3 \
                      returning auth_code",
-                    binds![user.id.to_string(), flow_method],
+                    binds![flow_id(hash).to_string(), user.id.to_string(), flow_method],
                 ))
                 .await?
                 .ok_or_else(|| {
