@@ -31,8 +31,11 @@ grant insert, update on public.locations, public.vehicles, public.bottle_types, 
 grant update (name, slug, timezone, currency, regulatory_regime, settings) on public.organizations to authenticated;
 grant update (full_name, phone) on public.profiles to authenticated;
 grant update (status, message) on public.scan_exceptions to authenticated;
--- Cylinders: identity, descriptive and regulatory columns. Status, custody, rental dates and
--- the block flag change only through the event RPCs.
+-- Cylinders: a new row may carry its identity and starting state (the registration trigger
+-- validates it as a `register` event). Afterwards clients edit descriptive and physical columns
+-- only (DOMAIN.md §3.2): status, custody, rental dates, the block flag and the requalification
+-- dates follow events, and the scan identity (barcode, RFID tag) and container type are not
+-- edited in place.
 grant insert (id, bottle_type_id, serial_number, barcode_number, rfid_tag, product_code, description, size,
               type, gas_type, status, fill_state, current_location_id, current_customer_id, location,
               last_inspection_date, next_inspection_date, purchase_date, purchase_price, current_value,
@@ -40,19 +43,20 @@ grant insert (id, bottle_type_id, serial_number, barcode_number, rfid_tag, produ
               tare_weight_kg, manufacturer, manufacture_date, valve_outlet, star_eligible, end_of_life_date,
               ownership, owner_customer_id)
   on public.bottles to authenticated;
-grant update (bottle_type_id, serial_number, barcode_number, rfid_tag, description, size, type, gas_type,
-              location, last_inspection_date, next_inspection_date, purchase_date, purchase_price,
-              current_value, condition, notes, images, spec, service_pressure, pressure_unit, material,
-              water_capacity_l, tare_weight_kg, manufacturer, manufacture_date, valve_outlet, star_eligible,
-              end_of_life_date)
+grant update (bottle_type_id, serial_number, description, size, gas_type, location, purchase_date,
+              purchase_price, current_value, condition, notes, images, spec, service_pressure, pressure_unit,
+              material, water_capacity_l, tare_weight_kg, manufacturer, manufacture_date, valve_outlet,
+              star_eligible, end_of_life_date)
   on public.bottles to authenticated;
 
--- organizations: members read their own; owners and admins edit settings (plan columns belong
--- to billing, see app.protect_plan_columns). Creation goes through create_organization.
+-- organizations: members read their own; the owner edits name, slug, timezone and settings, an
+-- admin the settings only (DOMAIN.md §9; app.admins_edit_settings_only below, as RLS cannot
+-- compare old and new values). Plan columns belong to billing (app.protect_plan_columns).
+-- Creation goes through create_organization.
 create policy "members read their organization" on public.organizations
   for select to authenticated
   using (id = (select app.current_org_id()));
-create policy "owners and admins edit settings" on public.organizations
+create policy "owners edit the organization, admins its settings" on public.organizations
   for update to authenticated
   using (id = (select app.current_org_id()) and (select app.has_role('owner', 'admin')))
   with check (id = (select app.current_org_id()) and (select app.has_role('owner', 'admin')));
@@ -255,3 +259,23 @@ end
 $$;
 create trigger scan_exceptions_resolved before update on public.scan_exceptions
   for each row execute function app.scan_exceptions_resolved();
+
+-- An admin changes an organization's settings and nothing else of it. Applies to API callers
+-- (current_user authenticated); SECURITY DEFINER RPCs and the service role check for themselves.
+create function app.admins_edit_settings_only() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  if current_user = 'authenticated' and (select app.current_role()) is distinct from 'owner'
+     and (to_jsonb(new) - 'settings' - 'updated_at') is distinct from (to_jsonb(old) - 'settings' - 'updated_at') then
+    raise exception 'only the owner changes the organization''s name, slug, timezone, currency or regime'
+      using errcode = '42501', hint = 'Admins may change settings';
+  end if;
+  return new;
+end
+$$;
+create trigger organizations_admin_settings_only before update on public.organizations
+  for each row execute function app.admins_edit_settings_only();
+
+-- Trigger functions are nobody's to call (new functions are executable by PUBLIC by default).
+revoke execute on function app.admins_edit_settings_only(), app.scan_exceptions_resolved() from public;

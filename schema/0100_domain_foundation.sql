@@ -106,8 +106,12 @@ begin
 end
 $$;
 
+-- Signed-in users run only the helpers their policies and column defaults call; everything
+-- else in `app` is for the RPCs and triggers (see the end of 0108).
 revoke all on all functions in schema app from public, anon;
-grant execute on all functions in schema app to authenticated, service_role;
+grant execute on function app.current_org_id(), app.current_role(), app.has_role(text[]), app.org_can_write()
+  to authenticated;
+grant execute on all functions in schema app to service_role;
 
 -- Generic triggers ------------------------------------------------------------------------------
 
@@ -133,7 +137,10 @@ end
 $$;
 
 -- Plan limits: one lock on the organization row serialises concurrent inserts of one tenant,
--- then the current count is compared with the limit (null means unlimited).
+-- then the current count is compared with the limit (null means unlimited). The lock is FOR NO
+-- KEY UPDATE, not FOR UPDATE: the inserted rows' foreign keys already hold FOR KEY SHARE on that
+-- row, which FOR UPDATE would wait for, so two racing inserts would deadlock instead of one
+-- waiting for the other and then counting its rows.
 create function app.enforce_limit(p_org uuid, p_kind text, p_new int) returns void
 language plpgsql security definer set search_path = ''
 as $$
@@ -150,7 +157,7 @@ begin
            when 'max_users' then o.max_users
          end
     into lim
-    from public.organizations o where o.id = p_org for update;
+    from public.organizations o where o.id = p_org for no key update;
   if lim is null then
     return;
   end if;

@@ -115,15 +115,19 @@ create trigger delivery_items_org_fixed before update on public.delivery_items
 create trigger delivery_items_touch before update on public.delivery_items
   for each row execute function app.touch_updated_at();
 
--- The seed's client sends `pending`; it means a stop nobody has started.
+-- The seed's client sends `pending` (a stop nobody has started) and `delivered` (DOMAIN.md
+-- §3.6: a completed stop, which still needs its proof: a signature or a waiver reason).
 create function app.deliveries_status_alias() returns trigger
 language plpgsql set search_path = ''
 as $$
 begin
   if new.status = 'pending' then
     new.status := 'scheduled';
+  elsif new.status = 'delivered' then
+    new.status := 'completed';
+    new.completed_at := coalesce(new.completed_at, now());
   end if;
-    return new;
+  return new;
 end
 $$;
 create trigger deliveries_status_alias before insert or update of status on public.deliveries

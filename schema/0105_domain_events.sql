@@ -65,6 +65,9 @@ create index bottle_events_lot on public.bottle_events (organization_id, fill_lo
 create index bottle_events_actor on public.bottle_events (organization_id, actor_user_id, occurred_at desc);
 create index bottle_events_recorded on public.bottle_events using brin (recorded_at);
 alter table public.bottle_events set (autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.02);
+-- The engine updates an event's applied/voided flags, never its tenant.
+create trigger bottle_events_org_fixed before update on public.bottle_events
+  for each row execute function app.forbid_org_change();
 
 -- Custody periods: one cylinder, one customer, one stay.
 create table public.rentals (

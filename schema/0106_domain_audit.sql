@@ -15,6 +15,8 @@ create table public.audit_logs (
 create index audit_logs_recent on public.audit_logs (organization_id, occurred_at desc);
 create index audit_logs_row on public.audit_logs (organization_id, table_name, row_id);
 alter table public.audit_logs set (autovacuum_vacuum_insert_scale_factor = 0.05);
+create trigger audit_logs_org_fixed before update on public.audit_logs
+  for each row execute function app.forbid_org_change();
 
 -- The id the gateway gave this request, when there is one.
 create function app.request_id() returns text

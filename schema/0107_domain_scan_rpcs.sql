@@ -71,6 +71,18 @@ begin
 end
 $$;
 
+-- Scans recorded on a stop after it was closed would escape its proof of delivery and its
+-- order-line counts (both are fixed by complete_delivery), so closed stops take no more.
+create function app.require_open_delivery(d public.deliveries) returns void
+language plpgsql stable set search_path = ''
+as $$
+begin
+  if d.status in ('completed', 'partial', 'failed', 'cancelled') then
+    perform app.http_error(409, 'delivery_closed', format('the delivery is %s', d.status));
+  end if;
+end
+$$;
+
 create function app.workable_route(p_org uuid, p_route_id uuid) returns public.routes
 language plpgsql security definer set search_path = ''
 as $$
@@ -390,6 +402,10 @@ begin
           problem := 'invalid_row'; what := 'money amounts are not negative';
         elsif r.ownership = 'customer' and r.owner_customer_id is null then
           problem := 'invalid_row'; what := 'a customer-owned cylinder needs owner_customer_id';
+        elsif r.owner_customer_id is not null and not exists (
+            select 1 from public.customers c where c.organization_id = org
+              and c.id = r.owner_customer_id and c.deleted_at is null) then
+          problem := 'unknown_customer'; what := 'owner_customer_id is not a customer of your organization';
         end if;
       end if;
     end if;
@@ -504,6 +520,7 @@ begin
     if d.customer_id <> p_customer_id then
       raise exception 'delivery % is for another customer', p_delivery_id using errcode = '22023';
     end if;
+    perform app.require_open_delivery(d);
   elsif app.current_role() = 'driver' then
     raise exception 'a driver ships on one of their deliveries (p_delivery_id)' using errcode = '42501';
   end if;
@@ -538,6 +555,7 @@ begin
     if d.customer_id <> p_customer_id then
       raise exception 'delivery % is for another customer', p_delivery_id using errcode = '22023';
     end if;
+    perform app.require_open_delivery(d);
     vehicle := coalesce(vehicle, d.vehicle_id);
   elsif app.current_role() = 'driver' then
     raise exception 'a driver records returns on one of their deliveries (p_delivery_id)' using errcode = '42501';
@@ -707,8 +725,8 @@ begin
   end if;
   prefix := org::text || '/deliveries/' || d.id::text || '/';
   foreach object_path in array coalesce(p_photo_paths, '{}') loop
-    if not starts_with(object_path, prefix) or length(object_path) <= length(prefix)
-       or object_path like '%/../%' then
+    if object_path is null or not starts_with(object_path, prefix) or length(object_path) <= length(prefix)
+       or object_path like '%/../%' or object_path like '%//%' then
       perform app.http_error(422, 'invalid_object_path', format('%s is not a file under %s', object_path, prefix));
     end if;
   end loop;
@@ -951,16 +969,21 @@ begin
 end
 $$;
 
--- Cylinders at customers by days since their last scan (oldest first). SECURITY INVOKER: the
--- caller's policies decide what it sees.
+-- Cylinders at customers by days since their last scan (oldest first), counted in calendar days
+-- of the organization's timezone (rent days follow local midnight, DOMAIN.md §3). SECURITY
+-- INVOKER: the caller's policies decide what it sees (its own organization row included).
 create function public.aging_report(p_min_days int default 0)
 returns table (bottle_id uuid, serial_number text, barcode_number text, product_code text,
                customer_id uuid, customer_name text, last_event_at timestamptz, days_since_scan int)
 language sql stable security invoker set search_path = ''
 as $$
   select b.id, b.serial_number, b.barcode_number, b.product_code, b.current_customer_id, b.customer_name,
-         b.last_event_at, (current_date - (b.last_event_at at time zone 'UTC')::date)::int
+         b.last_event_at, ((now() at time zone tz.zone)::date - (b.last_event_at at time zone tz.zone)::date)::int
   from public.bottles b
+  cross join (
+    select coalesce((select o.timezone from public.organizations o where o.id = (select app.current_org_id())),
+                    'UTC') as zone
+  ) tz
   where b.organization_id = (select app.current_org_id()) and b.status = 'at_customer'
     and b.last_event_at <= now() - make_interval(days => greatest(p_min_days, 0))
   order by b.last_event_at

@@ -45,6 +45,7 @@ declare
   org uuid := app.require_role('owner', 'admin');
   token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
   invitation public.org_invitations;
+  was_expired boolean;
 begin
   perform app.require_writable();
   if p_role is null or p_role not in ('admin', 'manager', 'driver', 'plant', 'viewer') then
@@ -57,12 +58,20 @@ begin
              where lower(u.email) = lower(p_email)) then
     perform app.http_error(409, 'already_member', format('%s already belongs to an organization', p_email));
   end if;
+  select i.expires_at <= now() into was_expired from public.org_invitations i
+  where i.organization_id = org and i.email = p_email::extensions.citext and i.accepted_at is null
+  for update;
   update public.org_invitations i
   set role = p_role, token_hash = encode(sha256(convert_to(token, 'UTF8')), 'hex'),
       invited_by = auth.uid(), expires_at = now() + interval '7 days'
   where i.organization_id = org and i.email = p_email::extensions.citext and i.accepted_at is null
   returning * into invitation;
-  if not found then
+  if found then
+    -- An expired invitation did not count toward max_users; renewed, it does again.
+    if was_expired then
+      perform app.enforce_limit(org, 'max_users', 1);
+    end if;
+  else
     insert into public.org_invitations (organization_id, email, role, token_hash, invited_by)
     values (org, p_email, p_role, encode(sha256(convert_to(token, 'UTF8')), 'hex'), auth.uid())
     returning * into invitation;
@@ -183,24 +192,12 @@ begin
 end
 $$;
 
--- Execution rights: RPCs for signed-in users only; helpers and the hook for nobody else.
-do $$
-declare
-  fn regprocedure;
-begin
-  for fn in
-    select p.oid::regprocedure from pg_proc p
-    join pg_namespace n on n.oid = p.pronamespace
-    where n.nspname in ('public', 'app') and p.prosecdef
-  loop
-    execute format('revoke execute on function %s from public, anon', fn);
-  end loop;
-end
-$$;
-revoke execute on function public.aging_report(int) from public, anon;
-grant execute on all functions in schema app to authenticated, service_role;
-revoke execute on function app.custom_access_token_hook(jsonb) from authenticated;
-grant execute on function app.custom_access_token_hook(jsonb) to supabase_auth_admin;
+-- Execution rights. The public RPCs are for signed-in users only, never anon. The `app` schema's
+-- internals are SECURITY DEFINER functions that take an organization id and trust it
+-- (scan_batch, record_event, replay_bottle, write_audit, store_bottle, enforce_limit, …): only the
+-- RPCs that checked the caller first, and triggers, call them. So `authenticated` runs just the
+-- helpers its policies and column defaults call; functions get EXECUTE for PUBLIC by default,
+-- hence the sweep over the whole schema after the last `app` function exists.
 do $$
 declare
   fn regprocedure;
@@ -210,8 +207,20 @@ begin
     join pg_namespace n on n.oid = p.pronamespace
     where n.nspname = 'public' and p.prosecdef
   loop
+    execute format('revoke execute on function %s from public, anon', fn);
     execute format('grant execute on function %s to authenticated, service_role', fn);
   end loop;
 end
 $$;
+revoke execute on function public.aging_report(int) from public, anon;
 grant execute on function public.aging_report(int) to authenticated, service_role;
+
+revoke execute on all functions in schema app from public, anon, authenticated;
+grant execute on function app.current_org_id(), app.current_role(), app.has_role(text[]), app.org_can_write()
+  to authenticated;
+grant execute on all functions in schema app to service_role;
+revoke execute on function app.custom_access_token_hook(jsonb) from service_role;
+-- The auth server runs the hook as supabase_auth_admin, which needs the schema as well as the
+-- function: without USAGE every sign-in fails with "permission denied for schema app".
+grant usage on schema app to supabase_auth_admin;
+grant execute on function app.custom_access_token_hook(jsonb) to supabase_auth_admin;

@@ -73,3 +73,57 @@ export async function bottle(id) {
   assert.equal(rows.length, 1);
   return rows[0];
 }
+
+/**
+ * A private organization with the fixture's rows (a user per role, depot, retester, truck T1,
+ * OX200 and MEDOX-E, Weld Co and Beer Co, route North with stop D1 and stop D2 for the second
+ * driver, five cylinders) under fresh ids, for tests that change state: suites run in parallel
+ * over one database. Returns its id, its users, clients signed in as them and its fixture ids.
+ */
+export async function freshOrg() {
+  const id = randomUUID();
+  const prefix = randomUUID().slice(0, 8);
+  const slug = `t-${prefix}`;
+  ok(await service().schema('fixtures').rpc('create_domain_org', { p_org: id, p_slug: slug, p_user_prefix: prefix }));
+  const user = (role) => {
+    const digit = role === 'second driver' ? 7 : ROLES.indexOf(role) + 1;
+    assert.ok(digit > 0, `unknown role ${role}`);
+    return `${prefix}-0000-4000-8000-00000000000${digit}`;
+  };
+  const byName = async (table, column, value) => {
+    const rows = ok(await service().from(table).select('id').eq('organization_id', id).eq(column, value));
+    assert.equal(rows.length, 1, `${table}.${column} = ${value}: ${rows.length} rows`);
+    return rows[0].id;
+  };
+  return {
+    id,
+    slug,
+    userId: user,
+    as: (role) => userClient(user(role)),
+    ids: {
+      depot: await byName('locations', 'name', 'Main depot'),
+      retester: await byName('locations', 'name', 'Retester'),
+      truck: await byName('vehicles', 'unit_number', 'T1'),
+      oxygen: await byName('bottle_types', 'product_code', 'OX200'),
+      medical: await byName('bottle_types', 'product_code', 'MEDOX-E'),
+      weld: await byName('customers', 'name', 'Weld Co'),
+      beer: await byName('customers', 'name', 'Beer Co'),
+      route: await byName('routes', 'name', 'North'),
+      d1: await byName('deliveries', 'delivery_number', `${slug}-D1`),
+      d2: await byName('deliveries', 'delivery_number', `${slug}-D2`),
+      sharedBottle: await byName('bottles', 'barcode_number', 'SHARED-1'),
+    },
+  };
+}
+
+/** The event log of one cylinder, oldest first, read as service_role. */
+export async function eventsOf(bottleId) {
+  return ok(await service().from('bottle_events').select('*').eq('bottle_id', bottleId)
+    .order('recorded_at', { ascending: true }).order('id', { ascending: true }));
+}
+
+/** The custody periods (rentals) of one cylinder, oldest first, read as service_role. */
+export async function rentalsOf(bottleId) {
+  return ok(await service().from('rentals').select('*').eq('bottle_id', bottleId)
+    .order('started_at', { ascending: true }).order('created_at', { ascending: true }));
+}

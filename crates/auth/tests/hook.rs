@@ -88,12 +88,6 @@ async fn the_domain_hook_adds_the_organization_and_role_of_an_active_member() {
         config.auth.custom_access_token_hook = Some("app.custom_access_token_hook".into());
     })
     .await;
-    // schema/0108 grants `execute` on the hook to supabase_auth_admin but not `usage` on schema
-    // `app`, without which every sign-in fails with "permission denied for schema app" (reported
-    // for the domain migrations; idempotent once they grant it).
-    api.db
-        .execute("grant usage on schema app to supabase_auth_admin")
-        .await;
     let verifier = api.server.state.gatekeeper.verifier().clone();
 
     // Not a member yet: the hook runs and adds nothing.

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
+mod domain;
 mod migrations;
 mod policy_lint;
 mod request;
