@@ -178,6 +178,38 @@ describe('embedding', () => {
     ]);
   });
 
+  test('order by a column of a to-one embed', async () => {
+    const ascending = await db().from('people').select('name, teams(name)').order('teams(name)').order('id');
+    assert.equal(ascending.error, null);
+    // Ascending puts the person without a team last, as PostgreSQL does.
+    assert.deepEqual(
+      ascending.data.map((row) => [row.name, row.teams?.name ?? null]),
+      [['Carol', 'Blue'], ['Dave', 'Blue'], ['Alice', 'Red'], ['Bob', 'Red'], ['Eve', null]],
+    );
+    const descending = await db()
+      .from('people')
+      .select('name, team:teams(name)')
+      .order('team(name)', { ascending: false, nullsFirst: false })
+      .order('id');
+    assert.equal(descending.error, null);
+    assert.deepEqual(descending.data.map((row) => row.name), ['Alice', 'Bob', 'Carol', 'Dave', 'Eve']);
+  });
+
+  test('offset and limit per embedded resource', async () => {
+    const { data, error } = await db()
+      .from('teams')
+      .select('name, people(name)')
+      .order('id')
+      .order('id', { referencedTable: 'people' })
+      .range(1, 1, { referencedTable: 'people' });
+    assert.equal(error, null);
+    assert.deepEqual(data, [
+      { name: 'Red', people: [{ name: 'Bob' }] },
+      { name: 'Blue', people: [{ name: 'Dave' }] },
+      { name: 'Empty', people: [] },
+    ]);
+  });
+
   test('spread to-one and to-many', async () => {
     const one = await db().from('people').select('name, ...teams(team:name)').lte('id', 2).order('id');
     assert.deepEqual(one.data, [
@@ -340,6 +372,34 @@ describe('errors', () => {
       hint: null,
       message: '"failed to parse filter (foo.1)" (line 1, column 1)',
     });
+  });
+
+  test('an operator other than is.null on an embed: PGRST120', async () => {
+    const { error, status } = await db().from('people').select('id, teams(name)').eq('teams', 1);
+    assert.equal(status, 400);
+    assert.deepEqual(error, {
+      code: 'PGRST120',
+      details: 'Only is null or not is null filters are allowed on embedded resources',
+      hint: null,
+      message: "Bad operator on the 'teams' embedded resource",
+    });
+  });
+
+  test('the root answers only GET and HEAD', async () => {
+    for (const method of ['POST', 'PATCH', 'PUT', 'DELETE']) {
+      const response = await fetch(`${API_URL}/rest/v1/`, {
+        method,
+        headers: { apikey: ANON_KEY, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(response.status, 405, method);
+      assert.deepEqual(await response.json(), {
+        code: 'PGRST117',
+        details: null,
+        hint: null,
+        message: `Unsupported HTTP method: ${method}`,
+      });
+    }
   });
 
   test('ambiguous embed', async () => {

@@ -242,6 +242,45 @@ describe('row-level security on writes', () => {
     const check = await admin().from('diary').select('body').in('body', [theirs, 'hijacked']);
     assert.deepEqual(check.data, [{ body: theirs }]);
   });
+
+  test('an update that breaks the WITH CHECK policy: 403 and nothing changed', async () => {
+    const body = unique('moving');
+    const asAlice = userClient(alice).schema('fixtures');
+    const created = await asAlice.from('diary').insert({ body });
+    assert.equal(created.status, 201);
+    const { error, status } = await asAlice.from('diary').update({ owner: bob }).eq('body', body);
+    assert.equal(status, 403);
+    assert.deepEqual(error, {
+      code: '42501',
+      details: null,
+      hint: null,
+      message: 'new row violates row-level security policy for table "diary"',
+    });
+    const check = await admin().from('diary').select('owner, body').eq('body', body);
+    assert.deepEqual(check.data, [{ owner: alice, body }]);
+  });
+
+  test('RETURNING needs a SELECT policy on the new row: 403 and nothing written', async () => {
+    const letter = unique('letter');
+    const asAlice = userClient(alice).schema('fixtures');
+    const returned = await asAlice.from('dropbox').insert({ recipient: bob, letter }).select('letter');
+    assert.equal(returned.status, 403);
+    assert.deepEqual(returned.error, {
+      code: '42501',
+      details: null,
+      hint: null,
+      message: 'new row violates row-level security policy for table "dropbox"',
+    });
+    assert.deepEqual((await admin().from('dropbox').select('letter').eq('letter', letter)).data, []);
+    // Without a representation the row is only checked against the INSERT policy.
+    const minimal = await asAlice.from('dropbox').insert({ recipient: bob, letter });
+    assert.equal(minimal.error, null);
+    assert.equal(minimal.status, 201);
+    const asBob = userClient(bob).schema('fixtures');
+    assert.deepEqual((await asBob.from('dropbox').select('recipient, letter').eq('letter', letter)).data, [
+      { recipient: bob, letter },
+    ]);
+  });
 });
 
 describe('rpc', () => {
@@ -294,5 +333,194 @@ describe('rpc', () => {
     const { error, status } = await db().rpc('fail_politely', { reason: 'no stock' });
     assert.equal(status, 400);
     assert.deepEqual(error, { code: 'P0001', details: null, hint: 'try again', message: 'no stock' });
+  });
+
+  test('a single unnamed json parameter takes the whole body, objects and arrays', async () => {
+    const { data, error, status } = await db().rpc('echo_json', { a: [1, 2], b: 'x' });
+    assert.equal(error, null);
+    assert.equal(status, 200);
+    assert.deepEqual(data, { a: [1, 2], b: 'x' });
+    const response = await fetch(`${API_URL}/rest/v1/rpc/echo_json`, {
+      method: 'POST',
+      headers: { apikey: ANON_KEY, 'content-profile': 'fixtures', 'content-type': 'application/json' },
+      body: '[1, 2]',
+    });
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), [1, 2]);
+  });
+
+  test('HEAD with a count and a filter: no body', async () => {
+    const name = unique('head');
+    await admin().from('gadgets').insert({ name, price: 0.2 });
+    const { data, count, error, status } = await db()
+      .rpc('gadgets_cheaper_than', { max_price: 0.3 }, { head: true, count: 'exact' })
+      .eq('name', name);
+    assert.equal(error, null);
+    assert.equal(status, 200);
+    assert.equal(data, null);
+    assert.equal(count, 1);
+  });
+
+  test('a single composite is an object; SETOF scalar is an array of values', async () => {
+    const prefix = unique('shape');
+    const [a, b] = [`${prefix}-a`, `${prefix}-b`];
+    const seeded = await admin()
+      .from('gadgets')
+      .insert([{ name: b, stock: 2, note: 'n' }, { name: a }], { defaultToNull: false });
+    assert.equal(seeded.error, null, JSON.stringify(seeded.error));
+    const one = await db().rpc('gadget_by_name', { gadget_name: b });
+    assert.equal(one.error, null);
+    assert.equal(one.status, 200);
+    assert.deepEqual({ ...one.data, id: undefined }, { id: undefined, name: b, price: 9.99, stock: 2, note: 'n' });
+    assert.equal(typeof one.data.id, 'number');
+    const names = await db().rpc('gadget_names', { name_prefix: prefix });
+    assert.equal(names.error, null);
+    assert.deepEqual(names.data, [a, b]);
+  });
+
+  test('variadic arguments over POST and GET', async () => {
+    assert.deepEqual((await db().rpc('sum_all', { numbers: [1, 2, 3] })).data, 6);
+    const viaGet = await db().rpc('sum_all', { numbers: [4, 5] }, { get: true });
+    assert.equal(viaGet.error, null);
+    assert.equal(viaGet.data, 9);
+    const repeated = await fetch(`${API_URL}/rest/v1/rpc/sum_all?numbers=10&numbers=20`, {
+      headers: { apikey: ANON_KEY, 'accept-profile': 'fixtures' },
+    });
+    assert.equal(repeated.status, 200);
+    assert.equal(await repeated.json(), 30);
+  });
+
+  test('GET on a VOLATILE function that writes: 405 and nothing changed', async () => {
+    const name = unique('ro');
+    await admin().from('gadgets').insert({ name, stock: 1 });
+    const { error, status } = await db().rpc('restock', { gadget_name: name, amount: 4 }, { get: true });
+    assert.equal(status, 405);
+    assert.deepEqual(error, {
+      code: '25006',
+      details: null,
+      hint: null,
+      message: 'cannot execute UPDATE in a read-only transaction',
+    });
+    assert.equal((await gadgetsNamed(name))[0].stock, 1);
+  });
+});
+
+describe('more writes', () => {
+  const put = (query, body, prefer) =>
+    fetch(`${API_URL}/rest/v1/gadgets?${query}`, {
+      method: 'PUT',
+      headers: {
+        apikey: ANON_KEY,
+        'content-profile': 'fixtures',
+        'content-type': 'application/json',
+        ...(prefer ? { prefer } : {}),
+      },
+      body: JSON.stringify(body),
+    });
+  const freshId = () => 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
+
+  test('PUT upserts one row by its primary key: 201, then 200', async () => {
+    const id = freshId();
+    const name = unique('put');
+    const created = await put(`id=eq.${id}&select=id,name,stock`, { id, name, stock: 1 }, 'return=representation');
+    assert.equal(created.status, 201);
+    assert.deepEqual(await created.json(), [{ id, name, stock: 1 }]);
+    const replaced = await put(`id=eq.${id}&select=id,name,stock`, { id, name, stock: 2 }, 'return=representation');
+    assert.equal(replaced.status, 200);
+    assert.deepEqual(await replaced.json(), [{ id, name, stock: 2 }]);
+    const minimal = await put(`id=eq.${id}`, { id, name, stock: 3 });
+    assert.equal(minimal.status, 204);
+    assert.equal(await minimal.text(), '');
+    assert.deepEqual(await gadgetsNamed(name), [{ name, price: 9.99, stock: 3, note: null }]);
+  });
+
+  test('PUT rules: the filter is eq on the whole key, the body agrees, no paging', async () => {
+    const id = freshId();
+    const name = unique('putrule');
+    const cases = [
+      [`name=eq.${name}`, { id, name }, 405, 'PGRST105'],
+      [`id=gt.${id}`, { id, name }, 405, 'PGRST105'],
+      [`id=eq.${id}`, { id: id + 1, name }, 400, 'PGRST115'],
+      [`id=eq.${id}&limit=1`, { id, name }, 400, 'PGRST114'],
+    ];
+    for (const [query, body, status, code] of cases) {
+      const response = await put(query, body);
+      assert.equal(response.status, status, query);
+      assert.equal((await response.json()).code, code, query);
+    }
+    assert.deepEqual(await gadgetsNamed(name), []);
+  });
+
+  test('return=headers-only answers a Location naming the new row', async () => {
+    const name = unique('loc');
+    const response = await fetch(`${API_URL}/rest/v1/gadgets`, {
+      method: 'POST',
+      headers: {
+        apikey: ANON_KEY,
+        'content-profile': 'fixtures',
+        'content-type': 'application/json',
+        prefer: 'return=headers-only',
+      },
+      body: JSON.stringify({ name }),
+    });
+    assert.equal(response.status, 201);
+    assert.equal(await response.text(), '');
+    const { data } = await admin().from('gadgets').select('id').eq('name', name).single();
+    assert.equal(response.headers.get('location'), `/gadgets?id=eq.${data.id}`);
+    assert.equal(response.headers.get('preference-applied'), 'return=headers-only');
+  });
+
+  test('select with an embed on insert and update results', async () => {
+    const name = unique('rev');
+    const { data: gadget } = await admin().from('gadgets').insert({ name, stock: 7 }).select('id').single();
+    const inserted = await db().from('reviews').insert({ gadget_id: gadget.id, stars: 4 }).select('stars, gadgets(name)');
+    assert.equal(inserted.error, null);
+    assert.equal(inserted.status, 201);
+    assert.deepEqual(inserted.data, [{ stars: 4, gadgets: { name } }]);
+    const updated = await db()
+      .from('reviews')
+      .update({ stars: 5 })
+      .eq('gadget_id', gadget.id)
+      .select('stars, gadget:gadgets(name, stock)');
+    assert.equal(updated.error, null);
+    assert.deepEqual(updated.data, [{ stars: 5, gadget: { name, stock: 7 } }]);
+  });
+
+  test('a foreign key violation: 409 with the detail', async () => {
+    const { error, status } = await db().from('reviews').insert({ gadget_id: -1, stars: 3 });
+    assert.equal(status, 409);
+    assert.deepEqual(error, {
+      code: '23503',
+      details: 'Key (gadget_id)=(-1) is not present in table "gadgets".',
+      hint: null,
+      message: 'insert or update on table "reviews" violates foreign key constraint "reviews_gadget_id_fkey"',
+    });
+  });
+
+  test('upsert without onConflict merges on the primary key', async () => {
+    const name = unique('pk');
+    const { data: row } = await db().from('gadgets').insert({ name, stock: 1 }).select('id').single();
+    const merged = await db().from('gadgets').upsert({ id: row.id, name, stock: 9 }).select('id, name, stock');
+    assert.equal(merged.error, null);
+    assert.equal(merged.status, 200, 'only an update: 200');
+    assert.deepEqual(merged.data, [{ id: row.id, name, stock: 9 }]);
+    assert.deepEqual((await gadgetsNamed(name)).map((g) => g.stock), [9]);
+  });
+
+  test('a single object with defaultToNull: false keeps column defaults', async () => {
+    const name = unique('dflt');
+    const response = await fetch(`${API_URL}/rest/v1/gadgets?columns=name,price,stock&select=name,price,stock`, {
+      method: 'POST',
+      headers: {
+        apikey: ANON_KEY,
+        'content-profile': 'fixtures',
+        'content-type': 'application/json',
+        prefer: 'missing=default, return=representation',
+      },
+      body: JSON.stringify({ name }),
+    });
+    assert.equal(response.status, 201);
+    assert.deepEqual(await response.json(), [{ name, price: 9.99, stock: 0 }]);
+    assert.equal(response.headers.get('preference-applied'), 'return=representation, missing=default');
   });
 });

@@ -103,6 +103,27 @@ impl QueryError {
         .with_details(format!("The query affects {rows} rows"))
     }
 
+    /// PGRST128: `max-affected` with `handling=strict` on a function that does not return a set.
+    pub(crate) fn max_affected_needs_set() -> Self {
+        Self::new(
+            400,
+            "PGRST128",
+            "Function must return SETOF or TABLE when max-affected preference is used with handling=strict",
+        )
+    }
+
+    /// PGRST120: an embedded resource filtered with an operator other than `is.null` or
+    /// `not.is.null`.
+    pub(crate) fn embed_filter(name: &str) -> Self {
+        Self::new(
+            400,
+            "PGRST120",
+            format!("Bad operator on the '{name}' embedded resource"),
+        )
+        .with_details("Only is null or not is null filters are allowed on embedded resources")
+        .kind(ErrorKind::BadRequest)
+    }
+
     /// PGRST103: the requested range cannot be satisfied.
     pub fn range(details: impl Into<Value>) -> Self {
         Self::new(416, "PGRST103", "Requested range not satisfiable").with_details(details)

@@ -28,16 +28,57 @@ pub use syntax::headers::{MediaType, PlanOptions, Representation};
 
 use manifold_sql::cache::Volatility;
 use plan::{CallResult, Planner, WriteKind};
-use render::{BodyKind, WriteOutput, render_call, render_read, render_write};
-use syntax::headers::{CountPreference, Resolution, ReturnPreference, TxPreference};
+use render::{
+    BodyKind, Count, WriteOutput, render_call, render_count_plan, render_read, render_write,
+};
+use syntax::headers::{
+    CountPreference, Missing, Preferences, Resolution, ReturnPreference, TxPreference,
+};
 
 /// A statement and how to turn its result row into a reply.
 #[derive(Debug)]
 pub struct TranslatedRead {
     /// The SQL to run.
     pub statement: Statement,
+    /// `count=planned|estimated`: the planner's estimate, and when to use it.
+    pub planned_count: Option<PlannedCount>,
     /// How to read its result.
     pub reply: ReadReply,
+}
+
+/// `Prefer: count=planned|estimated`: an `explain (format json)` of the count query, run in the
+/// same request transaction, whose top "Plan Rows" becomes the total (see [`planned_total`]).
+#[derive(Debug)]
+pub struct PlannedCount {
+    /// The EXPLAIN statement.
+    pub statement: Statement,
+    /// `None` (planned): always use the estimate. `Some(cap)` (estimated): the main statement
+    /// counted exactly up to `cap + 1` rows; use the estimate only when the count passed `cap`.
+    pub above: Option<i64>,
+}
+
+impl PlannedCount {
+    /// True when the estimate replaces the counted total.
+    pub fn applies_to(&self, counted: Option<i64>) -> bool {
+        match self.above {
+            None => true,
+            Some(cap) => counted.is_some_and(|total| total > cap),
+        }
+    }
+}
+
+/// The total from an `explain (format json)` result: the top plan's "Plan Rows", but never less
+/// than the rows already known to exist (`at_least`), so an estimate cannot turn a page that
+/// was read into a 416.
+pub fn planned_total(explain: &serde_json::Value, at_least: i64) -> Option<i64> {
+    let rows = explain.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64()?;
+    // Plan Rows is a non-negative float estimate; saturate instead of wrapping.
+    let rows = if rows >= i64::MAX as f64 {
+        i64::MAX
+    } else {
+        rows.max(0.0).round() as i64
+    };
+    Some(rows.max(at_least))
 }
 
 /// Plans and renders a GET/HEAD on a table or view.
@@ -68,16 +109,49 @@ pub fn translate_read(
             BodyKind::Array { strip_nulls }
         }
     };
-    let mut statement = render_read(&plan, body, request.prefer.count.is_some());
+    let cap = settings.max_rows.and_then(|cap| i64::try_from(cap).ok());
+    // PostgREST: `planned` is the planner's estimate; `estimated` is exact up to db-max-rows
+    // and the estimate beyond it.
+    let explain = matches!(request.representation.media, MediaType::Plan(_));
+    let (count, planned_count) = match request.prefer.count {
+        // EXPLAIN output has no total to fill in.
+        _ if explain => (Count::None, None),
+        None => (Count::None, None),
+        Some(CountPreference::Exact) => (Count::Exact, None),
+        Some(CountPreference::Planned) => (
+            Count::None,
+            Some(PlannedCount {
+                statement: render_count_plan(&plan),
+                above: None,
+            }),
+        ),
+        Some(CountPreference::Estimated) => match cap {
+            None => (Count::Exact, None),
+            Some(cap) => (
+                Count::UpTo(cap.saturating_add(1)),
+                Some(PlannedCount {
+                    statement: render_count_plan(&plan),
+                    above: Some(cap),
+                }),
+            ),
+        },
+    };
+    let mut statement = render_read(&plan, body, count);
     if let MediaType::Plan(options) = request.representation.media {
         statement = Statement::prefixed(options.explain_prefix(), statement);
     }
     Ok(TranslatedRead {
         statement,
+        planned_count,
         reply: ReadReply {
             representation: request.representation,
             offset,
-            count: request.prefer.count_name(),
+            applied: request
+                .prefer
+                .count_name()
+                .map(|name| vec![format!("count={name}")])
+                .unwrap_or_default(),
+            max_affected: None,
             head,
             profile: request.profile_sent.then(|| request.schema.clone()),
         },
@@ -91,6 +165,12 @@ pub struct TranslatedCall {
     pub statement: Statement,
     /// GET/HEAD, or a STABLE/IMMUTABLE function: the transaction is READ ONLY.
     pub read_only: bool,
+    /// The result must be checked before commit (singular, max-affected on a function that
+    /// may write) or the transaction ends in a rollback: run it in a multi-statement
+    /// transaction and commit only after [`CallReply::finish`] accepted the result.
+    pub checked: bool,
+    /// End the transaction with a rollback (`Prefer: tx=rollback` or `db-tx-end`).
+    pub rollback: bool,
     /// How to read its result.
     pub reply: CallReply,
 }
@@ -109,31 +189,55 @@ pub fn translate_call(
         aggregates_enabled: settings.aggregates_enabled,
     };
     let mut plan = planner.call(&request.schema, name, request)?;
+    let prefer = &request.prefer;
     let head = request.method == Method::Head;
-    let count = request.prefer.count.is_some();
+    let count = prefer.count.is_some();
     let profile = request.profile_sent.then(|| request.schema.clone());
     let strip_nulls = request.representation.strip_nulls;
     let single = request.representation.media == MediaType::SingleObject;
+    let max_affected = if prefer.strict {
+        prefer.max_affected
+    } else {
+        None
+    };
+    let returns_set = matches!(
+        plan.result,
+        CallResult::Scalar { set: true } | CallResult::Rows { set: true, .. }
+    );
+    if max_affected.is_some() && !returns_set {
+        return Err(QueryError::max_affected_needs_set());
+    }
+    let rollback = ends_in_rollback(settings, prefer);
+    let mut applied = Vec::new();
+    // Call results are always counted exactly, whatever `count=` asked for.
+    if count {
+        applied.push("count=exact".to_owned());
+    }
+    if let Some(max) = max_affected {
+        applied.push(format!("handling=strict, max-affected={max}"));
+    }
+    applied.extend(tx_applied(settings, prefer, rollback));
     let (body, reply) = match &mut plan.result {
-        CallResult::Void => (BodyKind::None, CallReply::Void { profile }),
+        CallResult::Void => (BodyKind::None, CallReply::Void { profile, applied }),
         CallResult::Scalar { set: false } | CallResult::Rows { set: false, .. } => {
             let body = if head {
                 BodyKind::None
             } else {
                 BodyKind::Object { strip_nulls }
             };
-            (body, CallReply::Value { profile })
+            (body, CallReply::Value { profile, applied })
         }
         CallResult::Scalar { set: true } => {
-            let body = if head {
-                BodyKind::None
-            } else {
-                BodyKind::Array { strip_nulls }
+            let body = match request.representation.media {
+                _ if head => BodyKind::None,
+                _ if single => BodyKind::Object { strip_nulls },
+                _ => BodyKind::Array { strip_nulls },
             };
             let reply = ReadReply {
                 representation: request.representation,
                 offset: 0,
-                count: request.prefer.count_name(),
+                applied,
+                max_affected,
                 head,
                 profile,
             };
@@ -155,21 +259,48 @@ pub fn translate_call(
             let reply = ReadReply {
                 representation: request.representation,
                 offset,
-                count: request.prefer.count_name(),
+                applied,
+                max_affected,
                 head,
                 profile,
             };
             (body, CallReply::Rows(reply))
         }
     };
-    let statement = render_call(&plan, body, count);
+    let statement = render_call(&plan, body, if count { Count::Exact } else { Count::None });
     let read_only =
         request.method != Method::Post || plan.function.volatility != Volatility::Volatile;
+    // PostgREST rolls back a call whose result is refused (PGRST116, PGRST124), so a function
+    // that wrote must run in a transaction that is still open when the result is checked.
+    let checked = rollback || (!read_only && (single || max_affected.is_some()));
     Ok(TranslatedCall {
         statement,
         read_only,
+        checked,
+        rollback,
         reply,
     })
+}
+
+/// True when the request transaction ends in a rollback (`db-tx-end`, and `Prefer: tx=` where
+/// the setting allows an override).
+fn ends_in_rollback(settings: &Settings, prefer: &Preferences) -> bool {
+    match (settings.tx_end, prefer.tx) {
+        (TxEnd::Commit, _) => false,
+        (TxEnd::Rollback, _) => true,
+        (TxEnd::CommitAllowOverride, tx) => tx == Some(TxPreference::Rollback),
+        (TxEnd::RollbackAllowOverride, tx) => tx != Some(TxPreference::Commit),
+    }
+}
+
+/// `tx=…` for `Preference-Applied`: listed only when the client asked and may override.
+fn tx_applied(settings: &Settings, prefer: &Preferences, rollback: bool) -> Option<String> {
+    let may_override = matches!(
+        settings.tx_end,
+        TxEnd::CommitAllowOverride | TxEnd::RollbackAllowOverride
+    );
+    (prefer.tx.is_some() && may_override)
+        .then(|| if rollback { "tx=rollback" } else { "tx=commit" }.to_owned())
 }
 
 /// A write statement and how to run it and read its result.
@@ -216,7 +347,9 @@ pub fn translate_write(
     let headers_only =
         method == WriteMethod::Insert && prefer.return_ == Some(ReturnPreference::HeadersOnly);
     let count = prefer.count.is_some();
-    let max_affected = if prefer.strict {
+    // PostgREST applies max-affected to PATCH, DELETE and RPC only.
+    let limited = matches!(method, WriteMethod::Update | WriteMethod::Delete);
+    let max_affected = if prefer.strict && limited {
         prefer.max_affected
     } else {
         None
@@ -228,12 +361,7 @@ pub fn translate_write(
     let merge_upsert =
         method == WriteMethod::Insert && conflict == Some(Resolution::MergeDuplicates);
     let inserted = merge_upsert || method == WriteMethod::Put;
-    let rollback = match (settings.tx_end, prefer.tx) {
-        (TxEnd::Commit, _) => false,
-        (TxEnd::Rollback, _) => true,
-        (TxEnd::CommitAllowOverride, tx) => tx == Some(TxPreference::Rollback),
-        (TxEnd::RollbackAllowOverride, tx) => tx != Some(TxPreference::Commit),
-    };
+    let rollback = ends_in_rollback(settings, prefer);
     let returning =
         return_rows || count || single || max_affected.is_some() || headers_only || inserted;
     let body = match (return_rows, single) {
@@ -250,7 +378,7 @@ pub fn translate_write(
         WriteOutput {
             returning,
             body,
-            count,
+            count: if count { Count::Exact } else { Count::None },
             inserted,
             location: headers_only,
         },
@@ -267,15 +395,9 @@ pub fn translate_write(
             .to_owned(),
         );
     }
-    if let Some(count) = prefer.count {
-        applied.push(format!(
-            "count={}",
-            match count {
-                CountPreference::Exact => "exact",
-                CountPreference::Planned => "planned",
-                CountPreference::Estimated => "estimated",
-            }
-        ));
+    // Affected rows are always counted exactly, whatever `count=` asked for.
+    if count {
+        applied.push("count=exact".to_owned());
     }
     if let Some(resolution) = conflict.filter(|_| method == WriteMethod::Insert) {
         applied.push(
@@ -286,20 +408,22 @@ pub fn translate_write(
             .to_owned(),
         );
     }
-    if plan.missing_default {
-        applied.push("missing=default".to_owned());
+    if let Some(missing) = prefer
+        .missing
+        .filter(|_| matches!(method, WriteMethod::Insert | WriteMethod::Update))
+    {
+        applied.push(
+            match missing {
+                Missing::Default => "missing=default",
+                Missing::Null => "missing=null",
+            }
+            .to_owned(),
+        );
     }
     if let Some(max) = max_affected {
         applied.push(format!("handling=strict, max-affected={max}"));
     }
-    if prefer.tx.is_some()
-        && matches!(
-            settings.tx_end,
-            TxEnd::CommitAllowOverride | TxEnd::RollbackAllowOverride
-        )
-    {
-        applied.push(if rollback { "tx=rollback" } else { "tx=commit" }.to_owned());
-    }
+    applied.extend(tx_applied(settings, prefer, rollback));
     Ok(TranslatedWrite {
         statement,
         returning,
@@ -310,7 +434,6 @@ pub fn translate_write(
             representation: request.representation,
             return_rows,
             headers_only,
-            count: prefer.count_name(),
             merge_upsert,
             max_affected,
             applied,

@@ -39,8 +39,10 @@ pub struct ReadReply {
     pub representation: Representation,
     /// Offset of the first row returned.
     pub offset: i64,
-    /// A `count=` preference was given.
-    pub count: Option<&'static str>,
+    /// Preferences to list in `Preference-Applied`.
+    pub applied: Vec<String>,
+    /// `max-affected` with `handling=strict` (RPC): more result rows is PGRST124.
+    pub max_affected: Option<i64>,
     /// HEAD: no body.
     pub head: bool,
     /// Schema to name in `Content-Profile`, when the client sent a profile header.
@@ -56,6 +58,11 @@ impl ReadReply {
         );
         if single && result.page != 1 {
             return Err(QueryError::singular(result.page));
+        }
+        if let Some(max) = self.max_affected
+            && result.page > max
+        {
+            return Err(QueryError::max_affected(result.page));
         }
         let mut status = 200;
         if let Some(total) = result.total {
@@ -87,8 +94,8 @@ impl ReadReply {
         if let Some(schema) = &self.profile {
             headers.push(("Content-Profile".to_owned(), schema.clone()));
         }
-        if let Some(count) = self.count {
-            headers.push(("Preference-Applied".to_owned(), format!("count={count}")));
+        if !self.applied.is_empty() {
+            headers.push(("Preference-Applied".to_owned(), self.applied.join(", ")));
         }
         apply_response_settings(&mut status, &mut headers, &result)?;
         let body = if self.head {
@@ -159,7 +166,12 @@ mod tests {
         ReadReply {
             representation: Representation::JSON,
             offset,
-            count: count.then_some("exact"),
+            applied: if count {
+                vec!["count=exact".to_owned()]
+            } else {
+                Vec::new()
+            },
+            max_affected: None,
             head: false,
             profile: Some("public".into()),
         }
@@ -303,8 +315,6 @@ pub struct WriteReply {
     pub return_rows: bool,
     /// `return=headers-only`.
     pub headers_only: bool,
-    /// `count=` given.
-    pub count: Option<&'static str>,
     /// Upsert with merge-duplicates: 200 when nothing was inserted.
     pub merge_upsert: bool,
     /// `max-affected` with `handling=strict`.
@@ -425,7 +435,6 @@ mod write_tests {
             representation: Representation::JSON,
             return_rows,
             headers_only: false,
-            count: None,
             merge_upsert: false,
             max_affected: None,
             applied: Vec::new(),
@@ -527,11 +536,15 @@ pub enum CallReply {
     Void {
         /// Schema for `Content-Profile`.
         profile: Option<String>,
+        /// Preferences to list in `Preference-Applied`.
+        applied: Vec<String>,
     },
     /// One JSON value (a scalar or a single composite): 200.
     Value {
         /// Schema for `Content-Profile`.
         profile: Option<String>,
+        /// Preferences to list in `Preference-Applied`.
+        applied: Vec<String>,
     },
     /// A set of rows or values, answered like a read.
     Rows(ReadReply),
@@ -540,10 +553,15 @@ pub enum CallReply {
 impl CallReply {
     /// Builds the reply.
     pub fn finish(&self, result: ReadResult) -> Result<Reply, QueryError> {
-        let (status, profile, body) = match self {
+        let (status, profile, applied, body) = match self {
             Self::Rows(read) => return read.finish(result),
-            Self::Void { profile } => (204, profile, String::new()),
-            Self::Value { profile } => (200, profile, result.body.clone().unwrap_or_default()),
+            Self::Void { profile, applied } => (204, profile, applied, String::new()),
+            Self::Value { profile, applied } => (
+                200,
+                profile,
+                applied,
+                result.body.clone().unwrap_or_default(),
+            ),
         };
         let mut status = status;
         let mut headers = Vec::new();
@@ -555,6 +573,9 @@ impl CallReply {
         }
         if let Some(schema) = profile {
             headers.push(("Content-Profile".to_owned(), schema.clone()));
+        }
+        if !applied.is_empty() {
+            headers.push(("Preference-Applied".to_owned(), applied.join(", ")));
         }
         apply_response_settings(&mut status, &mut headers, &result)?;
         Ok(Reply {

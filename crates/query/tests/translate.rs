@@ -52,6 +52,31 @@ fn cache() -> SchemaCache {
                 {"name": "a", "type_sql": "integer", "mode": "i"},
                 {"name": "b", "type_sql": "integer", "mode": "i"},
             ],
+        }, {
+            "oid": "10", "schema": "public", "name": "echo", "description": null, "volatility": "i",
+            "returns_set": false, "return_type": "jsonb", "return_kind": "b", "return_rel_oid": null,
+            "is_variadic": false, "default_count": 0, "settings": [],
+            "args": [{"name": "", "type_sql": "jsonb", "mode": "i"}],
+        }, {
+            "oid": "14", "schema": "public", "name": "square", "description": null, "volatility": "i",
+            "returns_set": false, "return_type": "integer", "return_kind": "b", "return_rel_oid": null,
+            "is_variadic": false, "default_count": 0, "settings": [],
+            "args": [{"name": "", "type_sql": "integer", "mode": "i"}],
+        }, {
+            "oid": "11", "schema": "public", "name": "retire", "description": null, "volatility": "v",
+            "returns_set": true, "return_type": "bottles", "return_kind": "c", "return_rel_oid": "2",
+            "is_variadic": false, "default_count": 0, "settings": [],
+            "args": [{"name": "customer", "type_sql": "integer", "mode": "i"}],
+        }, {
+            "oid": "12", "schema": "public", "name": "stamp", "description": null, "volatility": "v",
+            "returns_set": false, "return_type": "integer", "return_kind": "b", "return_rel_oid": null,
+            "is_variadic": false, "default_count": 0, "settings": [],
+            "args": [],
+        }, {
+            "oid": "13", "schema": "public", "name": "total", "description": null, "volatility": "i",
+            "returns_set": false, "return_type": "integer", "return_kind": "b", "return_rel_oid": null,
+            "is_variadic": true, "default_count": 0, "settings": [],
+            "args": [{"name": "numbers", "type_sql": "integer[]", "mode": "v"}],
         }],
         "types": [
             {"oid": "23", "schema": "pg_catalog", "name": "int4", "type_sql": "integer", "array_sql": "integer[]"},
@@ -405,6 +430,32 @@ fn every_request_error_has_its_code_and_status() {
             "PGRST115",
         ),
         (Method::Post, "/rpc/add", "", r#"{"a":1}"#, 404, "PGRST202"),
+        // An empty key never names an unnamed parameter (it used to render broken SQL).
+        (
+            Method::Post,
+            "/rpc/square",
+            "",
+            r#"{"":2}"#,
+            404,
+            "PGRST202",
+        ),
+        (Method::Post, "/rpc/add", "", "[1,", 400, "PGRST102"),
+        (
+            Method::Get,
+            "/customers",
+            "select=id,bottles(id)&bottles=eq.1",
+            "",
+            400,
+            "PGRST120",
+        ),
+        (
+            Method::Get,
+            "/customers",
+            "select=id,bottles(id)&or=(bottles.gt.1,id.eq.1)",
+            "",
+            400,
+            "PGRST120",
+        ),
         (Method::Get, "/rpc/nope", "", "", 404, "PGRST202"),
     ];
     for (method, path, query, body, status, code) in cases {
@@ -441,4 +492,215 @@ fn unknown_columns_in_payloads_report_the_first_alphabetically() {
         error.message,
         "Could not find the 'aaa' column of 'customers' in the schema cache"
     );
+}
+
+fn call_with(
+    method: Method,
+    path: &str,
+    query: &str,
+    body: &str,
+    prefer: &[&str],
+) -> Result<manifold_query::TranslatedCall, manifold_query::QueryError> {
+    let cache = cache();
+    let settings = Settings::default();
+    let mut request = input(method, path, query);
+    request.body = body.as_bytes();
+    request.prefer = prefer.to_vec();
+    translate_call(&parse(&request, &settings)?, &cache, &settings)
+}
+
+#[test]
+fn a_single_unnamed_json_parameter_takes_any_json_body() {
+    for body in ["[1,2]", r#"{"a": 1}"#, r#"{"": 1}"#, "{}", "\"text\"", "3"] {
+        let call = call_with(Method::Post, "/rpc/echo", "", body, &[]).unwrap();
+        assert_eq!(
+            call.statement.text(),
+            "with pgrst_args as (select $1::text::jsonb as pgrst_body), pgrst_call as materialized \
+             (select \"public\".\"echo\"(pgrst_args.pgrst_body) as pgrst_scalar from pgrst_args), \
+             pgrst_source as (select * from pgrst_call) select null::int8 as total, count(*)::int8 as page, \
+             coalesce((json_agg(pgrst_scalar) -> 0)::text, 'null'), nullif(current_setting('response.headers', true), '') \
+             as response_headers, nullif(current_setting('response.status', true), '') as response_status, \
+             null::int8 as inserted, null::text as location from pgrst_source",
+            "{body}"
+        );
+        assert_eq!(text(call.statement.binds()), [body]);
+    }
+    // A function with named parameters never takes an array.
+    let error = call_with(Method::Post, "/rpc/add", "", "[1,2]", &[]).unwrap_err();
+    assert_eq!((error.status, error.code), (404, "PGRST202"));
+}
+
+#[test]
+fn calls_that_may_write_are_checked_before_commit() {
+    let plain = call_with(Method::Post, "/rpc/retire", "", r#"{"customer": 1}"#, &[]).unwrap();
+    assert!(!plain.read_only && !plain.checked && !plain.rollback);
+
+    let mut single = input(Method::Post, "/rpc/retire", "");
+    single.body = br#"{"customer": 1}"#;
+    single.accept = Some("application/vnd.pgrst.object+json");
+    let settings = Settings::default();
+    let call = translate_call(&parse(&single, &settings).unwrap(), &cache(), &settings).unwrap();
+    assert!(
+        call.checked,
+        "a singular result of a volatile function is checked in the tx"
+    );
+    assert!(!call.rollback);
+
+    let limited = call_with(
+        Method::Post,
+        "/rpc/retire",
+        "",
+        r#"{"customer": 1}"#,
+        &["handling=strict, max-affected=1"],
+    )
+    .unwrap();
+    assert!(limited.checked);
+    let manifold_query::CallReply::Rows(reply) = &limited.reply else {
+        panic!("set-returning calls answer rows");
+    };
+    assert_eq!(reply.max_affected, Some(1));
+    assert_eq!(reply.applied, ["handling=strict, max-affected=1"]);
+    // Without strict handling, max-affected is ignored.
+    let lenient = call_with(
+        Method::Post,
+        "/rpc/retire",
+        "",
+        r#"{"customer": 1}"#,
+        &["max-affected=1"],
+    )
+    .unwrap();
+    assert!(!lenient.checked);
+
+    let rolled_back = call_with(Method::Post, "/rpc/stamp", "", "{}", &["tx=rollback"]).unwrap();
+    assert!(rolled_back.checked && rolled_back.rollback);
+    let manifold_query::CallReply::Value { applied, .. } = &rolled_back.reply else {
+        panic!("a scalar call answers a value");
+    };
+    assert_eq!(applied, &["tx=rollback"]);
+
+    let error = call_with(
+        Method::Post,
+        "/rpc/stamp",
+        "",
+        "{}",
+        &["handling=strict", "max-affected=1"],
+    )
+    .unwrap_err();
+    assert_eq!((error.status, error.code), (400, "PGRST128"));
+}
+
+#[test]
+fn variadic_arguments_over_get() {
+    let repeated = call_with(Method::Get, "/rpc/total", "numbers=1&numbers=2", "", &[]).unwrap();
+    assert!(repeated.statement.text().starts_with(
+        "with pgrst_args as (select $1::text::integer[] as \"numbers\"), pgrst_call as materialized \
+         (select \"public\".\"total\"(variadic \"numbers\" => pgrst_args.\"numbers\")"
+    ), "{}", repeated.statement.text());
+    assert_eq!(text(repeated.statement.binds()), ["{\"1\",\"2\"}"]);
+    let literal = call_with(Method::Get, "/rpc/total", "numbers=%7B1,2,3%7D", "", &[]).unwrap();
+    assert_eq!(text(literal.statement.binds()), ["{1,2,3}"]);
+    let one = call_with(Method::Get, "/rpc/total", "numbers=4", "", &[]).unwrap();
+    assert_eq!(text(one.statement.binds()), ["{\"4\"}"]);
+}
+
+fn write_with(
+    method: Method,
+    path: &str,
+    query: &str,
+    body: &str,
+    prefer: &[&str],
+) -> manifold_query::TranslatedWrite {
+    let cache = cache();
+    let settings = Settings::default();
+    let mut request = input(method, path, query);
+    request.body = body.as_bytes();
+    request.prefer = prefer.to_vec();
+    translate_write(&parse(&request, &settings).unwrap(), &cache, &settings).unwrap()
+}
+
+#[test]
+fn max_affected_limits_only_updates_and_deletes() {
+    let prefer = ["handling=strict, max-affected=1"];
+    let insert = write_with(
+        Method::Post,
+        "/customers",
+        "",
+        r#"[{"id":1},{"id":2}]"#,
+        &prefer,
+    );
+    assert!(!insert.checked);
+    assert_eq!(insert.reply.max_affected, None);
+    assert!(
+        insert.reply.applied.is_empty(),
+        "{:?}",
+        insert.reply.applied
+    );
+    let update = write_with(
+        Method::Patch,
+        "/customers",
+        "id=gt.1",
+        r#"{"name":"x"}"#,
+        &prefer,
+    );
+    assert!(update.checked);
+    assert_eq!(update.reply.max_affected, Some(1));
+    assert_eq!(update.reply.applied, ["handling=strict, max-affected=1"]);
+}
+
+#[test]
+fn missing_default_fills_absent_keys_with_the_column_default_per_row() {
+    let prefer = ["missing=default"];
+    for body in [r#"{"name": "x"}"#, r#"[{"name": "x"}, {"id": 3}]"#] {
+        let write = write_with(Method::Post, "/customers", "columns=id,name", body, &prefer);
+        assert_eq!(write.reply.applied, ["missing=default"], "{body}");
+        let sql = write.statement.text();
+        // No column of this catalog has a default, so the body's value (or null) is written.
+        assert!(
+            sql.contains(
+                "select pgrst_body.\"id\", pgrst_body.\"name\" from json_array_elements((select pgrst_rows from pgrst_payload)) \
+                 with ordinality as pgrst_elem, lateral json_populate_record(null::\"public\".\"customers\", pgrst_elem.value) \
+                 as pgrst_body order by pgrst_elem.ordinality"
+            ),
+            "{sql}"
+        );
+    }
+    let without = write_with(Method::Post, "/customers", "", r#"{"name": "x"}"#, &[]);
+    assert!(without.reply.applied.is_empty());
+}
+
+#[test]
+fn planned_and_estimated_counts_explain_the_count_query() {
+    let cache = cache();
+    let settings = Settings::default();
+    let mut request = input(Method::Get, "/bottles", "select=id&id=gt.1");
+    request.prefer = vec!["count=planned"];
+    let read = translate_read(&parse(&request, &settings).unwrap(), &cache, &settings).unwrap();
+    let planned = read.planned_count.expect("planned counts explain");
+    assert_eq!(
+        planned.statement.text(),
+        "explain (format json) select 1 from \"public\".\"bottles\" as t0 where t0.\"id\" > $1::text::integer"
+    );
+    assert!(planned.applies_to(None));
+    assert!(read.statement.text().contains("select null::int8 as total"));
+    assert_eq!(read.reply.applied, ["count=planned"]);
+
+    request.prefer = vec!["count=estimated"];
+    let read = translate_read(&parse(&request, &settings).unwrap(), &cache, &settings).unwrap();
+    let estimated = read.planned_count.expect("estimated counts may explain");
+    // Exact up to db-max-rows (1000), so the count stops after 1001 rows.
+    assert!(read.statement.text().contains(
+        "(select count(*) from (select 1 from \"public\".\"bottles\" as t1 where t1.\"id\" > $4::text::integer limit $5::int8) as pgrst_count)::int8 as total"
+    ), "{}", read.statement.text());
+    assert_eq!(
+        text(read.statement.binds()).last().map(String::as_str),
+        Some("1001")
+    );
+    assert!(!estimated.applies_to(Some(1000)));
+    assert!(estimated.applies_to(Some(1001)));
+    assert_eq!(read.reply.applied, ["count=estimated"]);
+
+    let plan = json!([{"Plan": {"Node Type": "Seq Scan", "Plan Rows": 1234.0}}]);
+    assert_eq!(manifold_query::planned_total(&plan, 10), Some(1234));
+    assert_eq!(manifold_query::planned_total(&plan, 2000), Some(2000));
+    assert_eq!(manifold_query::planned_total(&json!({}), 0), None);
 }

@@ -120,7 +120,7 @@ async fn serve(state: &RestState, request: Request) -> Result<Response, RestErro
             write(state, &api, &caller, headers, path, &settings).await
         }
         (Target::Function(_), _) => call(state, &api, &caller, headers, path, &settings).await,
-        (Target::Root, _) => Ok(openapi_response(state, &api, headers)),
+        (Target::Root, Method::Get | Method::Head) => Ok(openapi_response(state, &api, headers)),
         _ => Err(QueryError::new_unsupported(api.method).into()),
     }
 }
@@ -145,29 +145,91 @@ async fn read(
         other => other?,
     };
     let ctx = request_context(state, &cache, api, caller, headers, path, Access::ReadOnly)?;
-    let rows = state
-        .db
-        .run(&ctx, &translated.statement)
-        .await
-        .map_err(|error| RestError::Db {
-            error,
-            is_anon: caller.is_anon(),
-        })?;
-    if let manifold_query::MediaType::Plan(options) = api.representation.media {
-        return Ok(plan_response(&rows, options, api));
+    let db_error = |error| RestError::Db {
+        error,
+        is_anon: caller.is_anon(),
+    };
+    let Some(planned) = &translated.planned_count else {
+        let rows = state
+            .db
+            .run(&ctx, &translated.statement)
+            .await
+            .map_err(db_error)?;
+        if let manifold_query::MediaType::Plan(options) = api.representation.media {
+            return Ok(plan_response(&rows, options, api));
+        }
+        let result = read_result(rows.first(), "the read statement returned no row")?;
+        return Ok(reply_response(translated.reply.finish(result)?));
+    };
+    // `count=planned|estimated`: the estimate comes from EXPLAIN in the same read-only
+    // transaction, after the page itself.
+    let tx = state.db.begin(&ctx).await.map_err(db_error)?;
+    let rows = tx.query(&translated.statement).await.map_err(db_error)?;
+    let mut result = read_result(rows.first(), "the read statement returned no row")?;
+    if planned.applies_to(result.total) {
+        let explain = tx.query(&planned.statement).await.map_err(db_error)?;
+        let plan = explain
+            .first()
+            .and_then(|row| row.try_get::<_, serde_json::Value>(0).ok())
+            .ok_or(RestError::Internal("explain returned no plan"))?;
+        let seen = translated.reply.offset.saturating_add(result.page);
+        result.total = manifold_query::planned_total(&plan, seen);
     }
+    tx.commit().await.map_err(db_error)?;
+    Ok(reply_response(translated.reply.finish(result)?))
+}
+
+/// The single result row of a read or call statement.
+fn read_result(
+    row: Option<&manifold_db::Row>,
+    missing: &'static str,
+) -> Result<ReadResult, RestError> {
     // The statement aggregates, so it always returns exactly one row.
-    let row = rows
-        .first()
-        .ok_or(RestError::Internal("the read statement returned no row"))?;
-    let result = ReadResult {
+    let row = row.ok_or(RestError::Internal(missing))?;
+    Ok(ReadResult {
         total: row.get(0),
         page: row.get(1),
         body: row.get(2),
         response_headers: row.get(3),
         response_status: row.get(4),
+    })
+}
+
+/// Runs `work` in an open request transaction and ends it as PostgREST does: roll back when
+/// the result is refused (PGRST116, PGRST124…) or `rollback` is set (after checking deferred
+/// constraints, so they still fail), else commit.
+async fn checked_transaction(
+    state: &RestState,
+    ctx: &manifold_db::RequestContext,
+    caller: &manifold_auth::Caller,
+    rollback: bool,
+    work: impl AsyncFnOnce(
+        &manifold_db::RequestTx,
+    ) -> Result<Result<Reply, RestError>, manifold_db::DbError>,
+) -> Result<Reply, RestError> {
+    let db_error = |error| RestError::Db {
+        error,
+        is_anon: caller.is_anon(),
     };
-    Ok(reply_response(translated.reply.finish(result)?))
+    let tx = state.db.begin(ctx).await.map_err(db_error)?;
+    let outcome = work(&tx).await.map_err(db_error)?;
+    match outcome {
+        Ok(reply) if rollback => {
+            tx.execute(&Statement::from_static("set constraints all immediate"))
+                .await
+                .map_err(db_error)?;
+            tx.rollback().await.map_err(db_error)?;
+            Ok(reply)
+        }
+        Ok(reply) => {
+            tx.commit().await.map_err(db_error)?;
+            Ok(reply)
+        }
+        Err(error) => {
+            tx.rollback().await.map_err(db_error)?;
+            Err(error)
+        }
+    }
 }
 
 async fn write(
@@ -195,26 +257,11 @@ async fn write(
         is_anon: caller.is_anon(),
     };
     let reply = if translated.checked {
-        let tx = state.db.begin(&ctx).await.map_err(db_error)?;
-        let result = run_in(&tx, &translated).await.map_err(db_error)?;
-        match translated.reply.finish(result) {
-            Ok(reply) if translated.rollback => {
-                // PostgREST checks deferred constraints before rolling back, so they still fail.
-                tx.execute(&Statement::from_static("set constraints all immediate"))
-                    .await
-                    .map_err(db_error)?;
-                tx.rollback().await.map_err(db_error)?;
-                reply
-            }
-            Ok(reply) => {
-                tx.commit().await.map_err(db_error)?;
-                reply
-            }
-            Err(error) => {
-                tx.rollback().await.map_err(db_error)?;
-                return Err(error.into());
-            }
-        }
+        checked_transaction(state, &ctx, caller, translated.rollback, async |tx| {
+            let result = run_in(tx, &translated).await?;
+            Ok(translated.reply.finish(result).map_err(RestError::from))
+        })
+        .await?
     } else if translated.returning {
         let rows = state
             .db
@@ -292,25 +339,28 @@ async fn call(
         Access::ReadWrite
     };
     let ctx = request_context(state, &cache, api, caller, headers, path, access)?;
-    let rows = state
-        .db
-        .run(&ctx, &translated.statement)
-        .await
-        .map_err(|error| RestError::Db {
-            error,
-            is_anon: caller.is_anon(),
-        })?;
-    let row = rows
-        .first()
-        .ok_or(RestError::Internal("the call statement returned no row"))?;
-    let result = ReadResult {
-        total: row.get(0),
-        page: row.get(1),
-        body: row.get(2),
-        response_headers: row.get(3),
-        response_status: row.get(4),
+    const NO_ROW: &str = "the call statement returned no row";
+    let reply = if translated.checked {
+        checked_transaction(state, &ctx, caller, translated.rollback, async |tx| {
+            let rows = tx.query(&translated.statement).await?;
+            Ok(read_result(rows.first(), NO_ROW)
+                .and_then(|result| translated.reply.finish(result).map_err(RestError::from)))
+        })
+        .await?
+    } else {
+        let rows = state
+            .db
+            .run(&ctx, &translated.statement)
+            .await
+            .map_err(|error| RestError::Db {
+                error,
+                is_anon: caller.is_anon(),
+            })?;
+        translated
+            .reply
+            .finish(read_result(rows.first(), NO_ROW)?)?
     };
-    Ok(reply_response(translated.reply.finish(result)?))
+    Ok(reply_response(reply))
 }
 
 /// `GET /rest/v1/`: the OpenAPI document of the requested schema.

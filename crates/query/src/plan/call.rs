@@ -7,7 +7,6 @@ use super::{Planner, ReadPlan};
 use crate::error::{ErrorKind, QueryError};
 use crate::fuzzy::{LOOSE, STRICT, best_match};
 use crate::input::Method;
-use crate::payload::inspect;
 use crate::request::ApiRequest;
 
 /// How arguments reach the function.
@@ -86,7 +85,13 @@ impl<'c> Planner<'c> {
             }
         };
         let candidates = self.cache.functions(schema, name);
-        let named: Vec<&'c Function> = candidates.iter().filter(|f| accepts(f, &keys)).collect();
+        // A body that is not an object (`[1,2]`, `"x"`) can only be the single unnamed json
+        // argument.
+        let named: Vec<&'c Function> = if post && body_object.is_none() {
+            Vec::new()
+        } else {
+            candidates.iter().filter(|f| accepts(f, &keys)).collect()
+        };
         let (function, args) = match named.as_slice() {
             [function] => {
                 let args = if keys.is_empty() {
@@ -224,28 +229,41 @@ impl<'c> Planner<'c> {
     }
 }
 
-/// The POST body as an object (an empty body is `{}`); other JSON gives `None` (only a single
-/// unnamed json parameter can take it).
+/// The POST body as an object (an empty body is `{}`); other JSON (an array, a scalar) gives
+/// `None`: only a single unnamed json parameter can take it, so the write-body rules (matching
+/// keys in arrays) do not apply here.
 fn post_object(
     body: &[u8],
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, QueryError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Some(serde_json::Map::new()));
     }
-    let payload = inspect(body, None)?;
-    Ok(payload.object)
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(object)) => Ok(Some(object)),
+        Ok(_) => Ok(None),
+        Err(_) => Err(invalid_json()),
+    }
 }
 
-/// True when `keys` can call `function` by name: every key is a parameter and every parameter
-/// without a default is given.
+/// True when `keys` can call `function` by name: every key names a parameter and every
+/// parameter without a default is given. Unnamed parameters have no name to give, so a key
+/// never matches one (`""` included) and a function with a required unnamed parameter is
+/// callable only through the single-json fallback.
 fn accepts(function: &Function, keys: &[String]) -> bool {
-    keys.iter()
-        .all(|key| function.params.iter().any(|param| param.name == *key))
-        && function
+    let named = |param: &&manifold_sql::cache::FunctionParam| {
+        param.ident.is_some() && !param.name.is_empty()
+    };
+    keys.iter().all(|key| {
+        function
             .params
             .iter()
-            .filter(|param| !param.has_default)
-            .all(|param| keys.contains(&param.name))
+            .filter(named)
+            .any(|param| param.name == *key)
+    }) && function
+        .params
+        .iter()
+        .filter(|param| !param.has_default)
+        .all(|param| named(&param) && keys.contains(&param.name))
 }
 
 fn takes_whole_body(function: &Function) -> bool {
@@ -261,6 +279,10 @@ fn positions(function: &Function, keys: &[String]) -> Vec<usize> {
         .filter(|(_, p)| keys.contains(&p.name))
         .map(|(i, _)| i)
         .collect()
+}
+
+fn invalid_json() -> QueryError {
+    QueryError::new(400, "PGRST102", "Empty or invalid json").kind(ErrorKind::BadRequest)
 }
 
 fn ambiguous(schema: &str, name: &str, candidates: &[&Function]) -> QueryError {

@@ -384,6 +384,13 @@ impl<'c> Planner<'c> {
             let is_null = (value == IsValue::Null) != filter.negated;
             return Ok(ConditionPlan::EmbedIsNull { embed, is_null });
         }
+        // A column of the same name wins; otherwise an embed takes only `is.null` tests.
+        if filter.field.path.is_empty()
+            && node.relation.column(&filter.field.name).is_none()
+            && node.embed_index(&filter.field.name).is_some()
+        {
+            return Err(QueryError::embed_filter(&filter.field.name));
+        }
         Ok(ConditionPlan::Filter {
             column: column(node.relation, &filter.field.name)?,
             path: filter.field.path.clone(),

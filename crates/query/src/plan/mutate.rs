@@ -35,7 +35,7 @@ pub struct WritePlan<'c> {
     pub columns: Vec<&'c Column>,
     /// The body.
     pub payload: Option<Payload>,
-    /// Missing keys take column defaults (`Prefer: missing=default`, bulk with `columns=`).
+    /// Missing keys take column defaults (`Prefer: missing=default` with `columns=`).
     pub missing_default: bool,
     /// Which rows an update or delete touches.
     pub conditions: Vec<ConditionPlan<'c>>,
@@ -104,10 +104,11 @@ impl<'c> Planner<'c> {
             }
             _ => WriteKind::Delete,
         };
+        // Only `columns=` can name a key a row lacks: without it every row has the same keys
+        // (arrays) or writes only its own keys (an object).
         let missing_default = request.prefer.missing == Some(Missing::Default)
-            && payload
-                .as_ref()
-                .is_some_and(|p| p.is_array && params.columns.is_some());
+            && payload.is_some()
+            && params.columns.is_some();
         Ok(WritePlan {
             relation,
             kind,

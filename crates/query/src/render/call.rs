@@ -5,11 +5,11 @@
 use manifold_sql::Statement;
 
 use super::expr::array_literal;
-use super::read::{BodyKind, RootSource, SelectOptions, null_extras, render_select};
+use super::read::{BodyKind, Count, RootSource, SelectOptions, null_extras, render_select};
 use crate::plan::{CallArgs, CallPlan, CallResult};
 
 /// Renders a planned call. `body` shapes row results; `count` counts them.
-pub fn render_call(plan: &CallPlan<'_>, body: BodyKind, count: bool) -> Statement {
+pub fn render_call(plan: &CallPlan<'_>, body: BodyKind, count: Count) -> Statement {
     let mut stmt = Statement::from_static("with pgrst_args as (");
     args(&mut stmt, plan);
     stmt.push_sql("), pgrst_call as materialized (select ");
@@ -45,10 +45,10 @@ pub fn render_call(plan: &CallPlan<'_>, body: BodyKind, count: bool) -> Statemen
         }
         CallResult::Scalar { set } => {
             stmt.push_sql("pgrst_source as (select * from pgrst_call) select ");
-            stmt.push_sql(if count {
-                "count(*)::int8"
-            } else {
+            stmt.push_sql(if count == Count::None {
                 "null::int8"
+            } else {
+                "count(*)::int8"
             });
             stmt.push_sql(" as total, count(*)::int8 as page, ");
             match body {
@@ -116,11 +116,15 @@ fn args(stmt: &mut Statement, plan: &CallPlan<'_>) {
                 if position > 0 {
                     stmt.push_sql(", ");
                 }
-                // A variadic parameter repeated in the query string collects into an array.
-                let value = if param.variadic {
-                    array_literal(texts)
-                } else {
-                    texts.first().cloned().unwrap_or_default()
+                // A variadic parameter repeated in the query string (`?v=1&v=2`) collects into
+                // an array; given once as an array literal (`?v={1,2}`, what supabase-js sends
+                // for an array with `get: true`), it is that array.
+                let value = match texts.as_slice() {
+                    [one] if param.variadic && one.starts_with('{') && one.ends_with('}') => {
+                        one.clone()
+                    }
+                    _ if param.variadic => array_literal(texts),
+                    _ => texts.first().cloned().unwrap_or_default(),
                 };
                 stmt.push_bind(value);
                 stmt.push_sql("::");

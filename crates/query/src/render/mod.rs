@@ -7,4 +7,7 @@ mod read;
 
 pub use call::render_call;
 pub use mutate::{WriteOutput, render_write};
-pub use read::{BodyKind, RootSource, SelectOptions, null_extras, render_read, render_select};
+pub use read::{
+    BodyKind, Count, RootSource, SelectOptions, null_extras, render_count_plan, render_read,
+    render_select,
+};

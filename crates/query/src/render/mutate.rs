@@ -1,15 +1,15 @@
-//! Write statements. The body is one `json` bind expanded with `json_populate_recordset` over the
-//! table's row type, so every column is typed by the database itself.
+//! Write statements. The body is one `json` bind expanded with `json_populate_record` over the
+//! table's row type, one array element at a time, so every column is typed by the database itself.
 //!
 //! With `returning`, the write is a CTE (`pgrst_mutation`) and the affected rows are shaped by the
 //! read renderer (select, embeds, counts). Without it the write runs bare: no RETURNING, so
 //! tables with INSERT-only policies accept `return=minimal` inserts, as with PostgREST.
 
 use manifold_sql::Statement;
-use manifold_sql::cache::RelationKind;
+use manifold_sql::cache::{Column, RelationKind};
 
 use super::expr::push_condition;
-use super::read::{BodyKind, RootSource, SelectOptions, render_select};
+use super::read::{BodyKind, Count, RootSource, SelectOptions, render_select};
 use crate::plan::{WriteKind, WritePlan};
 use crate::syntax::headers::Resolution;
 
@@ -21,7 +21,7 @@ pub struct WriteOutput {
     /// The body to build when returning.
     pub body: BodyKind,
     /// Count affected rows into `total`.
-    pub count: bool,
+    pub count: Count,
     /// Report how many rows were inserted (upsert statuses).
     pub inserted: bool,
     /// Report the primary key of the first row (Location).
@@ -89,40 +89,57 @@ fn tracks_inserts(kind: RelationKind) -> bool {
     matches!(kind, RelationKind::Table | RelationKind::PartitionedTable)
 }
 
-/// `pgrst_payload as (…)`: the body as rows (an object becomes a one-element array); with
-/// `missing=default`, each row's missing keys take the column defaults.
+/// `pgrst_payload as (…)`: the body as rows (an object becomes a one-element array).
 fn payload_cte(stmt: &mut Statement, plan: &WritePlan<'_>) {
     let Some(payload) = &plan.payload else { return };
-    stmt.push_sql("pgrst_payload as (select ");
-    let defaults: Vec<_> = if plan.missing_default {
-        plan.columns
-            .iter()
-            .filter(|c| c.default_expr.is_some())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    if defaults.is_empty() {
-        stmt.push_sql(
-            "case when json_typeof(pgrst_json) = 'array' then pgrst_json else json_build_array(pgrst_json) end",
-        );
-    } else {
-        stmt.push_sql("(select coalesce(jsonb_agg(jsonb_build_object(");
-        for (index, column) in defaults.iter().enumerate() {
-            if index > 0 {
-                stmt.push_sql(", ");
-            }
-            stmt.push_bind(column.name.as_str());
-            stmt.push_sql(", ");
-            if let Some(expr) = &column.default_expr {
-                stmt.push_expr(expr);
-            }
-        }
-        stmt.push_sql(") || pgrst_row), '[]'::jsonb)::json from jsonb_array_elements(pgrst_json::jsonb) as pgrst_row)");
-    }
-    stmt.push_sql(" as pgrst_rows from (select ");
+    stmt.push_sql(
+        "pgrst_payload as (select case when json_typeof(pgrst_json) = 'array' then pgrst_json \
+         else json_build_array(pgrst_json) end as pgrst_rows from (select ",
+    );
     stmt.push_bind(payload.text.as_str());
     stmt.push_sql("::json as pgrst_json) as pgrst_input)");
+}
+
+/// The value written to `column`: the body's (`pgrst_body`), or with `missing=default` the
+/// column default when the row (`row`, its JSON) lacks the key. The default sits in a CASE
+/// branch, so it is evaluated only for rows that need it and sequences do not advance for rows
+/// that bring their own value.
+fn push_written_value(
+    stmt: &mut Statement,
+    plan: &WritePlan<'_>,
+    column: &Column,
+    row: &'static str,
+) {
+    let relation = plan.relation;
+    let default = plan.missing_default && (column.default_expr.is_some() || column.generated);
+    if !default {
+        stmt.push_sql("pgrst_body.");
+        stmt.push_ident(&column.name);
+        return;
+    }
+    stmt.push_sql("case when ");
+    stmt.push_sql(row);
+    stmt.push_sql(" -> ");
+    stmt.push_bind(column.name.as_str());
+    stmt.push_sql(" is null then (");
+    match &column.default_expr {
+        Some(expr) => stmt.push_expr(expr),
+        // An identity column has no default expression; its sequence gives the next value.
+        None => {
+            stmt.push_sql("nextval(pg_get_serial_sequence(format('%I.%I', ");
+            stmt.push_bind(relation.schema().as_str());
+            stmt.push_sql(", ");
+            stmt.push_bind(relation.name().as_str());
+            stmt.push_sql("), ");
+            stmt.push_bind(column.name.as_str());
+            stmt.push_sql("))");
+        }
+    }
+    stmt.push_sql(")::");
+    stmt.push_type(&column.sql_type);
+    stmt.push_sql(" else pgrst_body.");
+    stmt.push_ident(&column.name);
+    stmt.push_sql(" end");
 }
 
 fn mutation(stmt: &mut Statement, plan: &WritePlan<'_>, output: WriteOutput) {
@@ -144,12 +161,30 @@ fn mutation(stmt: &mut Statement, plan: &WritePlan<'_>, output: WriteOutput) {
                 }
             } else {
                 stmt.push_sql(" (");
-                push_column_list(stmt, plan, "");
+                push_column_list(stmt, plan);
                 stmt.push_sql(") select ");
-                push_column_list(stmt, plan, "pgrst_body.");
-                stmt.push_sql(" from json_populate_recordset(null::");
-                stmt.push_qualified(relation.schema(), relation.name());
-                stmt.push_sql(", (select pgrst_rows from pgrst_payload)) as pgrst_body");
+                for (index, column) in plan.columns.iter().enumerate() {
+                    if index > 0 {
+                        stmt.push_sql(", ");
+                    }
+                    push_written_value(stmt, plan, column, "pgrst_elem.value");
+                }
+                if plan.missing_default {
+                    // One row per array element, in order; the raw element tells a missing key
+                    // from an explicit null.
+                    stmt.push_sql(
+                        " from json_array_elements((select pgrst_rows from pgrst_payload)) \
+                         with ordinality as pgrst_elem, lateral json_populate_record(null::",
+                    );
+                    stmt.push_qualified(relation.schema(), relation.name());
+                    stmt.push_sql(
+                        ", pgrst_elem.value) as pgrst_body order by pgrst_elem.ordinality",
+                    );
+                } else {
+                    stmt.push_sql(" from json_populate_recordset(null::");
+                    stmt.push_qualified(relation.schema(), relation.name());
+                    stmt.push_sql(", (select pgrst_rows from pgrst_payload)) as pgrst_body");
+                }
             }
             if let Some((target, resolution)) = conflict {
                 stmt.push_sql(" on conflict (");
@@ -203,8 +238,13 @@ fn mutation(stmt: &mut Statement, plan: &WritePlan<'_>, output: WriteOutput) {
                         stmt.push_sql(", ");
                     }
                     stmt.push_ident(&column.name);
-                    stmt.push_sql(" = pgrst_body.");
-                    stmt.push_ident(&column.name);
+                    stmt.push_sql(" = ");
+                    push_written_value(
+                        stmt,
+                        plan,
+                        column,
+                        "(select pgrst_rows -> 0 from pgrst_payload)",
+                    );
                 }
                 stmt.push_sql(" from (select * from json_populate_record(null::");
                 stmt.push_qualified(relation.schema(), relation.name());
@@ -227,12 +267,11 @@ fn mutation(stmt: &mut Statement, plan: &WritePlan<'_>, output: WriteOutput) {
     }
 }
 
-fn push_column_list(stmt: &mut Statement, plan: &WritePlan<'_>, prefix: &'static str) {
+fn push_column_list(stmt: &mut Statement, plan: &WritePlan<'_>) {
     for (index, column) in plan.columns.iter().enumerate() {
         if index > 0 {
             stmt.push_sql(", ");
         }
-        stmt.push_sql(prefix);
         stmt.push_ident(&column.name);
     }
 }

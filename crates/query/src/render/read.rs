@@ -36,6 +36,17 @@ pub enum BodyKind {
     None,
 }
 
+/// Whether and how the statement counts the matching rows into `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// `total` is null.
+    None,
+    /// `count(*)` over every matching row, ignoring paging.
+    Exact,
+    /// `count(*)` over at most this many matching rows (`count=estimated` below db-max-rows).
+    UpTo(i64),
+}
+
 /// One output of a level after spreads are lifted: a key and where its value comes from.
 enum Output<'p, 'c> {
     Value(&'p ValuePlan<'c>),
@@ -126,7 +137,7 @@ pub struct SelectOptions<'a> {
     /// The body to build.
     pub body: BodyKind,
     /// Count the matching rows.
-    pub count: bool,
+    pub count: Count,
     /// Where the top level reads from.
     pub source: RootSource,
     /// Writes the `inserted` and `location` output columns (each preceded by `, `); reads leave
@@ -135,7 +146,7 @@ pub struct SelectOptions<'a> {
 }
 
 /// Renders a read of `plan` (paging already final on the root).
-pub fn render_read(plan: &ReadPlan<'_>, body: BodyKind, count: bool) -> Statement {
+pub fn render_read(plan: &ReadPlan<'_>, body: BodyKind, count: Count) -> Statement {
     let mut stmt = Statement::from_static("with ");
     render_select(
         &mut stmt,
@@ -148,6 +159,18 @@ pub fn render_read(plan: &ReadPlan<'_>, body: BodyKind, count: bool) -> Statemen
         },
     );
     stmt
+}
+
+/// `explain (format json) select 1 from … where …`: the count query of `plan`, for the planner's
+/// row estimate (`count=planned|estimated`).
+pub fn render_count_plan(plan: &ReadPlan<'_>) -> Statement {
+    let mut r = Renderer {
+        stmt: Statement::from_static("explain (format json) "),
+        next_alias: 0,
+        root_source: RootSource::Relation,
+    };
+    r.level(plan, Shape::Count, None, &[]);
+    r.stmt
 }
 
 /// `, null::int8 as inserted, null::text as location`: the result columns reads do not use.
@@ -167,12 +190,16 @@ pub fn render_select(stmt: &mut Statement, plan: &ReadPlan<'_>, options: &Select
     r.stmt.push_sql("pgrst_source as (");
     r.level(plan, Shape::Root(options.body), None, &[]);
     r.stmt.push_sql(") select ");
-    if options.count {
+    if options.count == Count::None {
+        r.stmt.push_sql("null::int8");
+    } else {
         r.stmt.push_sql("(select count(*) from (");
         r.level(plan, Shape::Count, None, &[]);
+        if let Count::UpTo(most) = options.count {
+            r.stmt.push_sql(" limit ");
+            r.stmt.push_bind(most);
+        }
         r.stmt.push_sql(") as pgrst_count)::int8");
-    } else {
-        r.stmt.push_sql("null::int8");
     }
     r.stmt.push_sql(" as total, count(*)::int8 as page, ");
     r.body(plan, options.body);
