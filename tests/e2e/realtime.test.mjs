@@ -1,6 +1,7 @@
 // Realtime with the real supabase-js: postgres_changes (payloads, filters, tenant isolation,
-// token refresh and expiry), broadcast (self, ack, HTTP), presence, private channels, and both
-// serializers. Fixture: fixtures/0030_realtime.sql.
+// token refresh and expiry), broadcast (self, ack, HTTP), presence (track, untrack, leave),
+// private channels, realtime.broadcast_changes() from a row trigger, and both serializers.
+// Fixture: fixtures/0030_realtime.sql.
 import { randomUUID } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -181,12 +182,19 @@ describe('postgres_changes', () => {
       const { name, id } = await inbox.next(() => true, `filter delivery ${i + 1}/${total}`);
       (got[name] ??= []).push(ids.indexOf(id));
     }
-    // A marker row that matches no filter proves nothing else is still on its way.
+    // A row that matches no filter, then a marker: changes reach a socket in commit order and
+    // one message carries all of a change's bindings, so once the marker is in, every event
+    // still to come would already be here.
     await insertDelivery(org, { status: 'planned', driver: 'zed', qty: 50, price: 1, scheduled: '2024-01-01', urgent: true });
     const marker = await insertDelivery(org, { status: 'done', driver: 'ana', qty: 5, price: 0, scheduled: '2024-01-01', urgent: true });
     await inbox.next((e) => e.id === marker.id && e.name === 'eq', 'marker');
     for (const list of Object.values(got)) list.sort();
     assert.deepEqual(got, expected);
+    // Nothing stray: what is left is the marker's other bindings, exactly.
+    assert.deepEqual(
+      inbox.items.map(({ name, id }) => ({ name, id })).sort((a, b) => a.name.localeCompare(b.name)),
+      ['and', 'ilike', 'in', 'like', 'lte', 'neq'].map((name) => ({ name, id: marker.id })),
+    );
   });
 
   test("two organizations never receive each other's changes, DELETE included", async () => {
@@ -302,6 +310,15 @@ describe('presence', () => {
     const synced = await events.next((e) => e.sync?.second, 'sync with second');
     assert.equal(synced.sync.second[0].role, 'driver');
     assert.ok(synced.sync.second[0].presence_ref);
+    // Untrack leaves while the channel stays joined; tracking again joins again.
+    assert.equal(await joining.untrack(), 'ok');
+    await events.next((e) => e.leave === 'second', 'leave after untrack');
+    const untracked = await events.next((e) => e.sync && !e.sync.second, 'sync after untrack');
+    assert.deepEqual(untracked.sync, {});
+    assert.equal(await joining.track({ online_at: 'later', role: 'driver' }), 'ok');
+    await events.next((e) => e.join === 'second', 'join after track again');
+    const retracked = await events.next((e) => e.sync?.second, 'sync with second again');
+    assert.equal(retracked.sync.second[0].online_at, 'later');
     await second.removeChannel(joining);
     await events.next((e) => e.leave === 'second', 'leave');
     const after = await events.next((e) => e.sync && !e.sync.second, 'sync without second');
@@ -335,6 +352,38 @@ describe('private channels', () => {
     const fromDb = await inbox.next((m) => m.event === 'db', 'database broadcast');
     assert.deepEqual(fromDb.payload, { from: 'database' });
     assert.match(fromDb.meta?.id ?? '', /^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('realtime.broadcast_changes()', () => {
+  test('a row trigger broadcasts each change to the private topic of its organization', async () => {
+    const org = randomUUID();
+    const inbox = new Inbox();
+    const channel = realtimeClient({ token: memberToken(org) })
+      .channel(`org:${org}`, { config: { private: true } })
+      .on('broadcast', { event: '*' }, (m) => inbox.push(m));
+    await subscribe(channel);
+    const db = client(SERVICE_ROLE_KEY);
+    const { data: note, error } = await db
+      .from('rt_e2e_notes').insert({ organization_id: org, body: 'first' }).select().single();
+    assert.equal(error, null);
+    const { error: updateError } = await db.from('rt_e2e_notes').update({ body: 'second' }).eq('id', note.id);
+    assert.equal(updateError, null);
+    const { error: deleteError } = await db.from('rt_e2e_notes').delete().eq('id', note.id);
+    assert.equal(deleteError, null);
+
+    const row = (body) => ({ id: note.id, organization_id: org, body });
+    const shape = (operation, record, oldRecord) => ({
+      operation, record, old_record: oldRecord, table: 'rt_e2e_notes', schema: 'public',
+    });
+    const insert = await inbox.next((m) => m.event === 'INSERT', 'INSERT broadcast');
+    assert.deepEqual(insert.payload, shape('INSERT', row('first'), null));
+    assert.match(insert.meta?.id ?? '', /^[0-9a-f-]{36}$/);
+    const update = await inbox.next((m) => m.event === 'UPDATE', 'UPDATE broadcast');
+    assert.deepEqual(update.payload, shape('UPDATE', row('second'), row('first')));
+    const remove = await inbox.next((m) => m.event === 'DELETE', 'DELETE broadcast');
+    assert.deepEqual(remove.payload, shape('DELETE', null, row('second')));
+    assert.equal(inbox.items.length, 0);
   });
 });
 

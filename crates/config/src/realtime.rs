@@ -14,6 +14,9 @@ pub struct RealtimeConfig {
     pub max_payload_bytes: usize,
     /// Messages queued for one socket before it counts as a slow consumer and is closed.
     pub socket_queue: usize,
+    /// How long one frame may take to reach a client, in milliseconds. A client that stops
+    /// reading (its TCP window stays full) is closed after this instead of holding its writer.
+    pub send_timeout_ms: u64,
     /// Seconds a socket may stay silent (no heartbeat, no message) before it is closed.
     pub idle_timeout_secs: u64,
     /// Refuse public channels: broadcast and presence then always go through
@@ -46,6 +49,7 @@ impl Default for RealtimeConfig {
             max_joins_per_second: 100,
             max_payload_bytes: 256 * 1024,
             socket_queue: 1024,
+            send_timeout_ms: 10_000,
             idle_timeout_secs: 60,
             private_only: false,
             publication: "supabase_realtime".to_owned(),

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::changes::authorizer::Identity;
-use crate::protocol::Vsn;
+use crate::protocol::{Vsn, encode};
 
 /// Frames held for a channel whose join reply is not out yet.
 const MAX_HELD: usize = 1024;
@@ -101,6 +101,27 @@ impl ChannelLink {
                 self.outbox.push(message);
             }
         }
+    }
+
+    /// A `system` message about the channel, e.g. `("postgres_changes", "error", text)`: the
+    /// channel stays open.
+    pub(crate) fn system(&self, extension: &str, status: &str, message: &str) {
+        let channel = self.topic.strip_prefix("realtime:").unwrap_or(&self.topic);
+        let payload = serde_json::json!({
+            "extension": extension,
+            "status": status,
+            "message": message,
+            "channel": channel,
+        })
+        .to_string();
+        self.deliver(encode(
+            self.vsn,
+            None,
+            None,
+            &self.topic,
+            "system",
+            &payload,
+        ));
     }
 
     /// Called right after the join reply was queued: releases held frames, in order.

@@ -1,5 +1,7 @@
-//! postgres_changes end to end against a real server and slot: payload shapes, tenant
-//! isolation by RLS (DELETE included), and SUBSCRIBED meaning "no later commit is missed".
+//! postgres_changes end to end against a real server and slot: payload shapes (key-only old
+//! records, exact numerics), tenant isolation by RLS (DELETE included), SUBSCRIBED meaning "no
+//! later commit is missed", subscriptions following DDL, changes held (not lost) while the
+//! database cannot authorize them, and huge transactions reported.
 
 use manifold_testkit::{TestDb, TestServer};
 use serde_json::{Value, json};
@@ -229,6 +231,273 @@ async fn a_write_committed_right_after_subscribed_is_delivered_every_time() {
             .expect(|f| f[3] == "phx_close" && f[2] == topic.as_str())
             .await;
     }
+    drop(server);
+    drop_slot(&db, &slot).await;
+}
+
+/// Joins `topic` with one binding and waits for "Subscribed to PostgreSQL".
+async fn subscribe(client: &mut Client, topic: &str, binding: Value, token: Option<&str>) {
+    let (_, reply) = client
+        .join(topic, json!({"postgres_changes": [binding]}), token)
+        .await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    let topic = topic.to_owned();
+    let system = client
+        .expect(|f| f[3] == "system" && f[2] == topic.as_str())
+        .await;
+    assert_eq!(system[4]["message"], "Subscribed to PostgreSQL", "{system}");
+}
+
+#[tokio::test]
+async fn old_record_holds_only_the_primary_key_without_replica_identity_full() {
+    let (db, slot) = setup().await;
+    db.execute(
+        "create table public.rt_plain (id int8 primary key, note text, qty int);
+         grant select on public.rt_plain to anon;
+         alter publication supabase_realtime add table public.rt_plain;",
+    )
+    .await;
+    let server = server(&db, &slot, |_| {}).await;
+    let mut client = Client::connect(&server.url, &server.keys.anon_key, "2.0.0").await;
+    let binding = json!({"event": "*", "schema": "public", "table": "rt_plain"});
+    subscribe(&mut client, "realtime:plain", binding, None).await;
+    db.execute(
+        "insert into rt_plain values (1, 'a', 1);
+         update rt_plain set note = 'b' where id = 1;
+         update rt_plain set id = 2 where id = 1;
+         delete from rt_plain where id = 2;",
+    )
+    .await;
+    let insert = client.change("realtime:plain").await;
+    assert_eq!(
+        insert["data"]["record"],
+        json!({"id": 1, "note": "a", "qty": 1})
+    );
+    let update = client.change("realtime:plain").await;
+    assert_eq!(
+        update["data"]["record"],
+        json!({"id": 1, "note": "b", "qty": 1})
+    );
+    assert_eq!(update["data"]["old_record"], json!({"id": 1}));
+    let rekey = client.change("realtime:plain").await;
+    assert_eq!(
+        rekey["data"]["record"],
+        json!({"id": 2, "note": "b", "qty": 1})
+    );
+    assert_eq!(rekey["data"]["old_record"], json!({"id": 1}));
+    let delete = client.change("realtime:plain").await;
+    assert_eq!(delete["data"]["type"], "DELETE");
+    assert_eq!(delete["data"]["old_record"], json!({"id": 2}));
+    assert!(delete["data"].get("record").is_none());
+    drop(server);
+    drop_slot(&db, &slot).await;
+}
+
+#[tokio::test]
+async fn numerics_keep_every_digit_in_policies_and_payloads() {
+    let (db, slot) = setup().await;
+    db.execute(
+        "create table public.rt_precise (id int8 primary key, org uuid not null, amount numeric,
+           amounts numeric[], doc jsonb);
+         alter table public.rt_precise enable row level security;
+         create policy rt_precise_above on public.rt_precise for select to authenticated
+           using (org = (auth.jwt() ->> 'organization_id')::uuid and amount > 0.1);
+         grant select on public.rt_precise to authenticated;
+         alter publication supabase_realtime add table public.rt_precise;",
+    )
+    .await;
+    let server = server(&db, &slot, |_| {}).await;
+    let token = member_token(&server, ORG_A);
+    let mut client = Client::connect(&server.url, &server.keys.anon_key, "2.0.0").await;
+    let binding = json!({"event": "INSERT", "schema": "public", "table": "rt_precise"});
+    subscribe(&mut client, "realtime:precise", binding, Some(&token)).await;
+    let admin = db.admin().await;
+    // Through f64 both amounts would be 0.1, which the policy refuses.
+    admin
+        .execute(
+            "insert into rt_precise values
+               (1, $1::text::uuid, 0.1, null, null),
+               (2, $1::text::uuid, 0.100000000000000000001,
+                '{123456789012345678901234567890.5,NULL}', '{\"n\": 0.30000000000000000000000001}')",
+            &[&ORG_A],
+        )
+        .await
+        .unwrap();
+    let text = client
+        .expect_text(|f| f[3] == "postgres_changes" && f[2] == "realtime:precise")
+        .await;
+    let frame: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(frame[4]["data"]["record"]["id"], 2, "{text}");
+    for exact in [
+        r#""amount":0.100000000000000000001"#,
+        r#""amounts":[123456789012345678901234567890.5,null]"#,
+        r#""doc":{"n": 0.30000000000000000000000001}"#,
+    ] {
+        assert!(text.contains(exact), "{exact} in {text}");
+    }
+    drop(server);
+    drop_slot(&db, &slot).await;
+}
+
+#[tokio::test]
+async fn subscriptions_are_resolved_again_when_columns_are_dropped() {
+    let (db, slot) = setup().await;
+    db.execute(
+        "create table public.rt_shift (id int8 primary key, a text, b text, c text);
+         alter publication supabase_realtime add table public.rt_shift;",
+    )
+    .await;
+    let server = server(&db, &slot, |_| {}).await;
+    let mut client = Client::connect(&server.url, &server.keys.service_role_key, "2.0.0").await;
+    let binding = json!({"event": "INSERT", "schema": "public", "table": "rt_shift",
+                         "filter": "b=eq.yes", "select": ["id", "b"]});
+    subscribe(&mut client, "realtime:shift", binding, None).await;
+    let admin = db.admin().await;
+    admin
+        .execute("insert into rt_shift values (1, 'x', 'yes', 'no')", &[])
+        .await
+        .unwrap();
+    let first = client.change("realtime:shift").await;
+    assert_eq!(first["data"]["record"], json!({"id": 1, "b": "yes"}));
+
+    // `b` and `c` move one position left: the filter and the select list follow the names.
+    db.execute(
+        "alter table rt_shift drop column a;
+         insert into rt_shift values (2, 'no', 'yes');
+         insert into rt_shift values (3, 'yes', 'no');",
+    )
+    .await;
+    let next = client.change("realtime:shift").await;
+    assert_eq!(next["data"]["record"], json!({"id": 3, "b": "yes"}));
+    assert_eq!(
+        next["data"]["columns"],
+        json!([{"name": "id", "type": "int8"}, {"name": "b", "type": "text"}])
+    );
+
+    // Dropping the filtered column ends the subscription with a system error.
+    db.execute(
+        "alter table rt_shift drop column b;
+         insert into rt_shift values (4, 'yes');",
+    )
+    .await;
+    let system = client
+        .expect(|f| f[3] == "system" && f[4]["status"] == "error")
+        .await;
+    assert_eq!(system[4]["extension"], "postgres_changes");
+    assert_eq!(system[4]["message"], "invalid column for filter b");
+    assert!(
+        client
+            .unconsumed()
+            .iter()
+            .all(|f| f[3] != "postgres_changes"),
+        "{:?}",
+        client.unconsumed()
+    );
+    drop(server);
+    drop_slot(&db, &slot).await;
+}
+
+#[tokio::test]
+async fn changes_are_held_while_the_database_cannot_authorize_them_then_delivered() {
+    let (db, slot) = setup().await;
+    // A policy whose check fails the way an unavailable database does (serialization failure)
+    // while `rt_gate.down` is set.
+    db.execute(
+        "create table public.rt_gate (down boolean not null);
+         insert into public.rt_gate values (false);
+         grant select on public.rt_gate to authenticated;
+         create function public.rt_gate_open() returns boolean language plpgsql stable as $$
+         begin
+           if (select down from public.rt_gate) then
+             raise exception 'database unavailable' using errcode = 'serialization_failure';
+           end if;
+           return true;
+         end $$;
+         create table public.rt_guarded (id int8 primary key, note text);
+         alter table public.rt_guarded enable row level security;
+         create policy rt_guarded_gate on public.rt_guarded for select to authenticated
+           using (public.rt_gate_open());
+         grant select on public.rt_guarded to authenticated;
+         alter publication supabase_realtime add table public.rt_guarded;",
+    )
+    .await;
+    let server = server(&db, &slot, |_| {}).await;
+    let token = member_token(&server, ORG_A);
+    let mut client = Client::connect(&server.url, &server.keys.anon_key, "2.0.0").await;
+    let binding = json!({"event": "INSERT", "schema": "public", "table": "rt_guarded"});
+    subscribe(&mut client, "realtime:guarded", binding, Some(&token)).await;
+    let admin = db.admin().await;
+    admin
+        .execute("insert into rt_guarded values (1, 'before')", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        client.change("realtime:guarded").await["data"]["record"]["id"],
+        1
+    );
+
+    db.execute(
+        "update rt_gate set down = true;
+         insert into rt_guarded values (2, 'during');",
+    )
+    .await;
+    let held = client
+        .expect(|f| f[3] == "system" && f[4]["status"] == "error")
+        .await;
+    assert_eq!(held[4]["extension"], "postgres_changes");
+    assert!(
+        held[4]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Too many database timeouts"),
+        "{held}"
+    );
+    assert!(
+        client
+            .unconsumed()
+            .iter()
+            .all(|f| f[3] != "postgres_changes"),
+        "nothing undecided was delivered: {:?}",
+        client.unconsumed()
+    );
+    admin
+        .execute("update rt_gate set down = false", &[])
+        .await
+        .unwrap();
+    let delivered = client.change("realtime:guarded").await;
+    assert_eq!(
+        delivered["data"]["record"],
+        json!({"id": 2, "note": "during"})
+    );
+    drop(server);
+    drop_slot(&db, &slot).await;
+}
+
+#[tokio::test]
+async fn changes_past_the_per_transaction_limit_are_reported() {
+    let (db, slot) = setup().await;
+    db.execute(
+        "create table public.rt_bulk (id int8 primary key);
+         alter publication supabase_realtime add table public.rt_bulk;",
+    )
+    .await;
+    let server = server(&db, &slot, |_| {}).await;
+    let mut client = Client::connect(&server.url, &server.keys.service_role_key, "2.0.0").await;
+    // The filter wants a row past the limit, so it is among the changes reported.
+    let binding = json!({"event": "INSERT", "schema": "public", "table": "rt_bulk",
+                         "filter": "id=eq.100003"});
+    subscribe(&mut client, "realtime:bulk", binding, None).await;
+    db.execute("insert into rt_bulk select g from generate_series(1, 100003) g")
+        .await;
+    let system = client
+        .expect(|f| f[3] == "system" && f[4]["status"] == "error")
+        .await;
+    assert_eq!(system[4]["extension"], "postgres_changes");
+    assert_eq!(
+        system[4]["message"],
+        "Transaction too large: 3 changes to public.rt_bulk past the first 100000 of one \
+         transaction were not delivered"
+    );
     drop(server);
     drop_slot(&db, &slot).await;
 }

@@ -3,60 +3,17 @@
 
 use std::time::Duration;
 
-use manifold_auth::ProjectKeys;
-use manifold_config::{AuthConfig, Config};
-use manifold_db::schema_cache::SchemaCacheStore;
-use manifold_db::{Db, create_pool};
+use manifold_config::Config;
 use manifold_testkit::TestDb;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use crate::support::{Client, drop_slot, slot_name};
+use crate::support::{Client, Running, drop_slot, slot_name};
 
 const FIXTURE: &str = "
 create table public.rt_orders (id int8 primary key, note text);
 alter publication supabase_realtime add table public.rt_orders;
 create table public.rt_scratch (id int8, filler text);
 ";
-
-/// A server this test can stop and wait for, like a process exit.
-struct Running {
-    url: String,
-    keys: ProjectKeys,
-    shutdown: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    async fn start(db: &TestDb, adjust: impl FnOnce(&mut Config)) -> Running {
-        let mut config = Config::default();
-        adjust(&mut config);
-        let keys = ProjectKeys::generate(&AuthConfig::default()).unwrap();
-        let pool = create_pool(&db.api_url, 4, Duration::from_secs(10)).unwrap();
-        let api = Db::new(pool);
-        let cache = SchemaCacheStore::load(&db.admin_url, config.rest.schemas.clone(), api.clone())
-            .await
-            .unwrap();
-        let state = manifold_server::build_state(config, api, cache, &db.admin_url, keys.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(manifold_server::serve(listener, state, shutdown.clone()));
-        Running {
-            url,
-            keys,
-            shutdown,
-            task,
-        }
-    }
-
-    /// Stops the server and waits until realtime confirmed and let go of its slot.
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
-    }
-}
 
 async fn subscribe(client: &mut Client) {
     let binding = json!({"event": "INSERT", "schema": "public", "table": "rt_orders"});
@@ -181,5 +138,55 @@ async fn a_slot_too_far_behind_is_reset_and_reported() {
         7
     );
     second.stop().await;
+    drop_slot(&db, &slot).await;
+}
+
+#[tokio::test]
+async fn the_running_watchdog_resets_a_lagging_slot_and_tells_open_channels() {
+    let db = TestDb::create().await;
+    db.execute(FIXTURE).await;
+    let slot = slot_name();
+    let slot_for_config = slot.clone();
+    let running = Running::start(&db, move |config| {
+        config.realtime.slot_name = slot_for_config;
+        config.realtime.max_slot_lag_bytes = 256 * 1024;
+        config.realtime.slot_check_interval_ms = 100;
+    })
+    .await;
+    let mut client = Client::connect(&running.url, &running.keys.service_role_key, "2.0.0").await;
+    subscribe(&mut client).await;
+
+    // Megabytes of WAL in one go: the confirmed position trails by far more than the limit
+    // at the next check, while the server runs and the channel is open.
+    db.execute(
+        "insert into rt_scratch select g, repeat('x', 500) from generate_series(1, 20000) g",
+    )
+    .await;
+    let reported = client
+        .expect(|f| f[3] == "system" && f[4]["status"] == "error")
+        .await;
+    assert_eq!(reported[2], "realtime:orders");
+    assert_eq!(reported[4]["extension"], "postgres_changes");
+    assert_eq!(
+        reported[4]["message"],
+        "Replication slot was reset because it fell too far behind: changes may have been missed"
+    );
+
+    // The report comes once the lagging slot is gone; a join made now waits for the fresh
+    // stream, which then delivers.
+    let binding = json!({"event": "INSERT", "schema": "public", "table": "rt_orders"});
+    let (_, reply) = client
+        .join(
+            "realtime:orders-again",
+            json!({"postgres_changes": [binding]}),
+            None,
+        )
+        .await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    db.execute("insert into rt_orders values (100, 'after')")
+        .await;
+    let change = client.change("realtime:orders-again").await;
+    assert_eq!(change["data"]["record"]["note"], "after");
+    running.stop().await;
     drop_slot(&db, &slot).await;
 }

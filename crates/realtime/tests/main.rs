@@ -9,6 +9,7 @@
 )]
 
 mod changes;
+mod domain;
 mod durable;
 mod socket;
 mod support;

@@ -1,13 +1,15 @@
 //! The websocket surface: the key checked before upgrading, heartbeats, the configurable limits
 //! with their error texts, `select` lists and column privileges in payloads, and a slow
-//! consumer that is closed without stalling anyone else.
+//! consumer that is closed without stalling anyone else, a client that stops reading (closed
+//! after the send timeout, and never holding up shutdown), joins that do not wait for
+//! replication, and private channels without any `realtime.messages` policy.
 
 use futures_util::StreamExt;
 use manifold_testkit::{TestDb, TestServer};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Client, WAIT, drop_slot, server, slot_name};
+use crate::support::{Client, Running, WAIT, drop_slot, server, slot_name};
 
 fn token(server: &TestServer, role: &str) -> String {
     let exp = std::time::SystemTime::now()
@@ -331,6 +333,185 @@ async fn a_slow_consumer_is_closed_and_never_stalls_the_others() {
         tokio::time::Instant::now() < deadline,
         "the slow socket was closed by the server"
     );
+    drop(server);
+    drop_slot(&db, &slot).await;
+}
+
+/// Broadcasts ~100 KB messages on `topic` by HTTP, `count` of them.
+async fn flood(url: &str, service_key: &str, topic: &str, count: usize) {
+    let http = reqwest::Client::new();
+    let filler = "z".repeat(100 * 1024);
+    for n in 0..count {
+        let response = http
+            .post(format!("{url}/realtime/v1/api/broadcast"))
+            .header("apikey", service_key)
+            .json(&json!({"messages": [{"topic": topic, "event": "m", "payload": {"n": n, "filler": filler}}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+}
+
+#[tokio::test]
+async fn shutdown_completes_while_a_client_has_stopped_reading() {
+    let db = TestDb::create().await;
+    let slot = slot_name();
+    let running = Running::start(&db, |config| {
+        config.realtime.slot_name = slot.clone();
+        // Only shutdown itself may end the stalled writer: no send timeout, no overflow.
+        config.realtime.send_timeout_ms = 3_600_000;
+        config.realtime.socket_queue = 100_000;
+    })
+    .await;
+    let mut stalled = Client::connect(&running.url, &running.keys.anon_key, "2.0.0").await;
+    let (_, reply) = stalled.join("realtime:stall", json!({}), None).await;
+    assert_eq!(reply["status"], "ok");
+    // 30 MB for a client that reads nothing: far more than the socket buffers hold, so the
+    // writer is stuck in a send when shutdown begins.
+    flood(&running.url, &running.keys.service_role_key, "stall", 300).await;
+    running.stop().await;
+    drop(stalled);
+    drop_slot(&db, &slot).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_after_the_send_timeout() {
+    let db = TestDb::create().await;
+    let slot = slot_name();
+    let server = server(&db, &slot, |config| {
+        config.realtime.send_timeout_ms = 300;
+        // The queue never overflows here: only the send timeout can close the socket.
+        config.realtime.socket_queue = 100_000;
+    })
+    .await;
+    let watch_config = |key: &str| json!({"presence": {"key": key, "enabled": true}});
+    let mut observer = Client::connect(&server.url, &server.keys.anon_key, "2.0.0").await;
+    let (_, reply) = observer
+        .join("realtime:watch", watch_config("observer"), None)
+        .await;
+    assert_eq!(reply["status"], "ok");
+    let mut stalled = Client::connect(&server.url, &server.keys.anon_key, "2.0.0").await;
+    let (join_ref, reply) = stalled
+        .join("realtime:watch", watch_config("stalled"), None)
+        .await;
+    assert_eq!(reply["status"], "ok");
+    let track = stalled
+        .push(
+            Some(&join_ref),
+            "realtime:watch",
+            "presence",
+            json!({"type": "presence", "event": "track", "payload": {"at": 1}}),
+        )
+        .await;
+    stalled
+        .expect(|f| f[3] == "phx_reply" && f[1] == track.as_str())
+        .await;
+    observer
+        .expect(|f| f[3] == "presence_diff" && f[4]["joins"].get("stalled").is_some())
+        .await;
+    let (_, reply) = stalled.join("realtime:stall", json!({}), None).await;
+    assert_eq!(reply["status"], "ok");
+
+    // Flood the stalled client until the server gives up on it: its presence then leaves.
+    const LIMIT: usize = 3000;
+    let flooding = flood(&server.url, &server.keys.service_role_key, "stall", LIMIT);
+    let left =
+        observer.expect(|f| f[3] == "presence_diff" && f[4]["leaves"].get("stalled").is_some());
+    tokio::select! {
+        () = flooding => panic!("{LIMIT} messages sent and the stalled client is still open"),
+        left = left => assert_eq!(left[2], "realtime:watch"),
+    }
+    // What the client can still read is what was in flight; then the socket ends.
+    let ws = stalled.socket();
+    let mut received = 0;
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("the stalled socket was closed by the server")
+        {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    assert!(received < LIMIT, "the client was closed, not served late");
+    drop(server);
+    drop_slot(&db, &slot).await;
+}
+
+#[tokio::test]
+async fn broadcast_and_presence_joins_never_wait_for_replication() {
+    let db = TestDb::create().await;
+    // An invalid slot name: the replication stream can never start, and a join that waited
+    // for it would wait a day.
+    let server = TestServer::start_with(&db, |config| {
+        config.realtime.slot_name = "not a valid slot".to_owned();
+        config.realtime.join_sync_timeout_ms = 86_400_000;
+    })
+    .await;
+    let mut client = Client::connect(&server.url, &server.keys.anon_key, "2.0.0").await;
+    let config = json!({"broadcast": {"self": true}, "presence": {"key": "me", "enabled": true}});
+    let (join_ref, reply) = client.join("realtime:lobby", config, None).await;
+    assert_eq!(reply["status"], "ok");
+    assert_eq!(reply["response"], json!({"postgres_changes": []}));
+    let state = client.expect(|f| f[3] == "presence_state").await;
+    assert_eq!(state[4], json!({}));
+    client
+        .push(
+            Some(&join_ref),
+            "realtime:lobby",
+            "broadcast",
+            json!({"type": "broadcast", "event": "hi", "payload": {"n": 1}}),
+        )
+        .await;
+    let echoed = client.expect(|f| f[3] == "broadcast").await;
+    assert_eq!(echoed[4]["payload"], json!({"n": 1}));
+}
+
+#[tokio::test]
+async fn a_private_channel_is_refused_while_realtime_messages_has_no_policy() {
+    let db = TestDb::create().await;
+    let admin = db.admin().await;
+    let policies: i64 = admin
+        .query_one(
+            "select count(*) from pg_policies where schemaname = 'realtime' and tablename = 'messages'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        policies, 0,
+        "the migrations ship no realtime.messages policy"
+    );
+    let slot = slot_name();
+    let server = server(&db, &slot, |_| {}).await;
+    let mut client = Client::connect(&server.url, &server.keys.anon_key, "2.0.0").await;
+    let user = token(&server, "authenticated");
+    for (topic, key) in [
+        ("realtime:ops", Some(user.as_str())),
+        ("realtime:ops-anon", None),
+    ] {
+        let (_, reply) = client.join(topic, json!({"private": true}), key).await;
+        assert_eq!(reply["status"], "error", "{topic}: {reply}");
+        let name = topic.strip_prefix("realtime:").unwrap();
+        assert_eq!(
+            reply["response"]["reason"],
+            format!(
+                "Unauthorized: You do not have permissions to read from this Channel topic: {name}"
+            )
+        );
+    }
+    // The service role bypasses row security, as on Supabase.
+    let (_, reply) = client
+        .join(
+            "realtime:ops",
+            json!({"private": true}),
+            Some(&server.keys.service_role_key),
+        )
+        .await;
+    assert_eq!(reply["status"], "ok", "{reply}");
     drop(server);
     drop_slot(&db, &slot).await;
 }

@@ -5,12 +5,17 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use manifold_config::Config;
+use manifold_auth::ProjectKeys;
+use manifold_config::{AuthConfig, Config};
+use manifold_db::schema_cache::SchemaCacheStore;
+use manifold_db::{Db, create_pool};
 use manifold_testkit::{TestDb, TestServer};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
 
 /// How long a test waits for an expected frame.
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -74,6 +79,50 @@ pub async fn drop_slot(db: &TestDb, slot: &str) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// A server a test can stop and wait for, like a process exit.
+pub struct Running {
+    pub url: String,
+    pub keys: ProjectKeys,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Starts a server on `db` with the default settings changed by `adjust`.
+    pub async fn start(db: &TestDb, adjust: impl FnOnce(&mut Config)) -> Running {
+        let mut config = Config::default();
+        adjust(&mut config);
+        let keys = ProjectKeys::generate(&AuthConfig::default()).unwrap();
+        let pool = create_pool(&db.api_url, 4, Duration::from_secs(10)).unwrap();
+        let api = Db::new(pool);
+        let cache = SchemaCacheStore::load(&db.admin_url, config.rest.schemas.clone(), api.clone())
+            .await
+            .unwrap();
+        let state = manifold_server::build_state(config, api, cache, &db.admin_url, keys.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(manifold_server::serve(listener, state, shutdown.clone()));
+        Running {
+            url,
+            keys,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Stops the server and waits until realtime confirmed and let go of its slot; a stop that
+    /// does not finish within [`WAIT`] fails the test.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("the server did not finish shutting down")
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -157,6 +206,25 @@ impl Client {
             let value: Value = serde_json::from_str(text.as_str()).unwrap();
             if wanted(&value) {
                 return value;
+            }
+            self.seen.push_back(value);
+        }
+    }
+
+    /// Like [`Client::expect`] for frames still to come, but returns the frame's text as
+    /// sent (for checks on the exact JSON, e.g. number digits).
+    pub async fn expect_text(&mut self, wanted: impl Fn(&Value) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("expected frame did not arrive in time")
+                .expect("socket closed")
+                .unwrap();
+            let Message::Text(text) = frame else { continue };
+            let value: Value = serde_json::from_str(text.as_str()).unwrap();
+            if wanted(&value) {
+                return text.as_str().to_owned();
             }
             self.seen.push_back(value);
         }

@@ -1,12 +1,14 @@
 //! Turns decoded pgoutput messages into relation descriptions and whole committed
 //! transactions, which is what the pipeline works on.
 
+use std::collections::BTreeMap;
+
 use super::pgoutput::{Cell, PgOutput, RelationColumn};
 use super::registry::Kind;
 
-/// Changes kept per transaction; the rest of a huge transaction is dropped with a warning
-/// rather than held in memory.
-const MAX_CHANGES_PER_TRANSACTION: usize = 100_000;
+/// Changes kept per transaction; the rest of a huge transaction is not held in memory: it is
+/// counted per table, and the subscribers of those tables are told what they missed.
+pub(crate) const MAX_CHANGES_PER_TRANSACTION: usize = 100_000;
 
 /// A relation as the WAL describes it (columns in pgoutput order).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub(crate) struct Transaction {
     /// Position after the commit: what is confirmed once it is delivered.
     pub(crate) end_lsn: u64,
     pub(crate) changes: Vec<RawChange>,
+    /// Changes past [`MAX_CHANGES_PER_TRANSACTION`], per relation: not delivered, reported.
+    pub(crate) dropped: BTreeMap<u32, usize>,
 }
 
 /// What the pipeline receives, in WAL order.
@@ -55,7 +59,6 @@ pub(crate) const POSITION_PREFIX: &str = "manifold_realtime_position";
 #[derive(Debug, Default)]
 pub(crate) struct Assembler {
     current: Option<Transaction>,
-    dropped: usize,
 }
 
 impl Assembler {
@@ -67,7 +70,6 @@ impl Assembler {
                     commit_time,
                     ..Transaction::default()
                 });
-                self.dropped = 0;
                 None
             }
             PgOutput::Commit {
@@ -78,10 +80,11 @@ impl Assembler {
                 let mut transaction = self.current.take().unwrap_or_default();
                 transaction.end_lsn = end_lsn;
                 transaction.commit_time = commit_time;
-                if self.dropped > 0 {
+                let dropped: usize = transaction.dropped.values().sum();
+                if dropped > 0 {
                     tracing::warn!(
-                        dropped = self.dropped,
-                        "transaction too large: its last changes were not delivered"
+                        dropped,
+                        "transaction too large: its last changes are reported, not delivered"
                     );
                 }
                 Some(WalEvent::Transaction(transaction))
@@ -126,7 +129,7 @@ impl Assembler {
             return;
         };
         if transaction.changes.len() >= MAX_CHANGES_PER_TRANSACTION {
-            self.dropped += 1;
+            *transaction.dropped.entry(relation).or_default() += 1;
             return;
         }
         transaction.changes.push(RawChange {

@@ -118,6 +118,16 @@ impl Catalog {
         }
     }
 
+    /// Forgets one table (its relation changed in the WAL).
+    pub(crate) fn forget(&self, oid: u32) {
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.remove(&oid);
+        }
+        if let Ok(mut access) = self.access.lock() {
+            access.retain(|(table, _), _| *table != oid);
+        }
+    }
+
     /// A table by OID.
     pub(crate) async fn table(&self, oid: u32) -> Result<Arc<Table>, StoreError> {
         if let Some(table) = self.tables.lock().ok().and_then(|t| t.get(&oid).cloned()) {

@@ -7,7 +7,7 @@ use super::assemble::RelationShape;
 use super::catalog::Table;
 use super::pgoutput::Cell;
 use super::registry::Kind;
-use super::value::{commit_timestamp, to_json};
+use super::value::{commit_timestamp, write_json, write_string};
 
 /// A column of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,21 +57,31 @@ impl Image {
         }
     }
 
-    /// The image as a JSON object of the given columns (absent ones left out).
-    pub(crate) fn json(&self, table: &Table, columns: impl Iterator<Item = usize>) -> Value {
-        let mut object = Map::new();
+    /// The image as JSON object text of the given columns (absent ones left out), values
+    /// written as `to_jsonb` writes them.
+    pub(crate) fn json(&self, table: &Table, columns: impl Iterator<Item = usize>) -> String {
+        let mut out = String::from("{");
+        let mut first = true;
         for index in columns {
             let (Some(column), Some(slot)) = (table.columns.get(index), self.0.get(index)) else {
                 continue;
             };
-            let value = match slot {
-                Slot::Absent => continue,
-                Slot::Null => Value::Null,
-                Slot::Text(text) => to_json(column.json, text),
-            };
-            object.insert(column.name.clone(), value);
+            if matches!(slot, Slot::Absent) {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            write_string(&mut out, &column.name);
+            out.push(':');
+            match slot {
+                Slot::Text(text) => write_json(&mut out, column.json, text),
+                Slot::Null | Slot::Absent => out.push_str("null"),
+            }
         }
-        Value::Object(object)
+        out.push('}');
+        out
     }
 
     /// The image restricted to the key columns (what `old_record` holds without FULL identity).
@@ -123,16 +133,9 @@ impl Change {
         }
     }
 
-    /// The `data` object for a subscriber who sees `columns` (indexes, attnum order).
+    /// The `data` object for a subscriber who sees `columns` (indexes, attnum order), as
+    /// JSON text.
     pub(crate) fn data(&self, table: &Table, columns: &[usize]) -> String {
-        let mut data = Map::new();
-        data.insert("schema".into(), Value::String(table.schema.clone()));
-        data.insert("table".into(), Value::String(table.name.clone()));
-        data.insert(
-            "commit_timestamp".into(),
-            Value::String(commit_timestamp(self.commit_time)),
-        );
-        data.insert("type".into(), Value::String(self.kind.name().to_owned()));
         let described: Vec<Value> = columns
             .iter()
             .filter_map(|&index| table.columns.get(index))
@@ -143,19 +146,27 @@ impl Change {
                 Value::Object(object)
             })
             .collect();
-        data.insert("columns".into(), Value::Array(described));
+        let mut out = String::from("{\"schema\":");
+        write_string(&mut out, &table.schema);
+        out.push_str(",\"table\":");
+        write_string(&mut out, &table.name);
+        out.push_str(",\"commit_timestamp\":");
+        write_string(&mut out, &commit_timestamp(self.commit_time));
+        out.push_str(",\"type\":");
+        write_string(&mut out, self.kind.name());
+        out.push_str(",\"columns\":");
+        out.push_str(&Value::Array(described).to_string());
         if self.kind != Kind::Delete
             && let Some(new) = &self.new
         {
-            data.insert("record".into(), new.json(table, columns.iter().copied()));
+            out.push_str(",\"record\":");
+            out.push_str(&new.json(table, columns.iter().copied()));
         }
         if let Some(old) = self.old_record(table) {
-            data.insert(
-                "old_record".into(),
-                old.json(table, columns.iter().copied()),
-            );
+            out.push_str(",\"old_record\":");
+            out.push_str(&old.json(table, columns.iter().copied()));
         }
-        data.insert("errors".into(), Value::Null);
-        Value::Object(data).to_string()
+        out.push_str(",\"errors\":null}");
+        out
     }
 }

@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use super::filter::{Comparison, Condition, Operator};
+use serde_json::Value;
+
+use super::catalog::Table;
+use super::filter::{Comparison, Condition, Operator, RawCondition};
 use crate::outbox::ChannelLink;
 
 static NEXT_ENTRY: AtomicU64 = AtomicU64::new(1);
@@ -56,6 +59,18 @@ impl Kind {
     }
 }
 
+/// What an entry was resolved from, so it can be resolved again when its table changes.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    /// The table version the column indexes refer to.
+    pub(crate) table: Arc<Table>,
+    /// The client's binding object.
+    pub(crate) raw: Value,
+    pub(crate) conditions: Vec<RawCondition>,
+    /// Column names of `select`.
+    pub(crate) select: Option<Vec<String>>,
+}
+
 /// One binding of one channel on one table.
 #[derive(Debug)]
 pub(crate) struct Entry {
@@ -67,6 +82,7 @@ pub(crate) struct Entry {
     pub(crate) conditions: Vec<Condition>,
     /// Column indexes to deliver (select list plus key), or all.
     pub(crate) select: Option<Vec<usize>>,
+    pub(crate) source: Source,
 }
 
 impl Entry {
@@ -76,6 +92,7 @@ impl Entry {
         events: Events,
         conditions: Vec<Condition>,
         select: Option<Vec<usize>>,
+        source: Source,
     ) -> Self {
         Self {
             key: NEXT_ENTRY.fetch_add(1, Ordering::Relaxed),
@@ -84,6 +101,25 @@ impl Entry {
             events,
             conditions,
             select,
+            source,
+        }
+    }
+
+    /// The same subscription resolved against another version of its table.
+    pub(crate) fn rebound(
+        &self,
+        conditions: Vec<Condition>,
+        select: Option<Vec<usize>>,
+        source: Source,
+    ) -> Self {
+        Self {
+            key: self.key,
+            link: self.link.clone(),
+            binding_id: self.binding_id,
+            events: self.events,
+            conditions,
+            select,
+            source,
         }
     }
 
@@ -115,6 +151,60 @@ struct TableIndex {
     entries: HashMap<u64, Arc<Entry>>,
     unindexed: HashSet<u64>,
     by_value: HashMap<usize, HashMap<String, HashSet<u64>>>,
+    /// The table version every entry's column indexes fit (`None`: they do not all fit one).
+    current: Option<Arc<Table>>,
+}
+
+impl TableIndex {
+    fn insert(&mut self, entry: Arc<Entry>) {
+        let key = entry.key;
+        match entry.index_condition() {
+            Some(condition) => {
+                let column = self.by_value.entry(condition.column).or_default();
+                for value in &condition.values {
+                    column.entry(value.clone()).or_default().insert(key);
+                }
+            }
+            None => {
+                self.unindexed.insert(key);
+            }
+        }
+        self.entries.insert(key, entry);
+    }
+
+    fn remove(&mut self, key: u64) -> Option<Arc<Entry>> {
+        let entry = self.entries.remove(&key)?;
+        self.unindexed.remove(&key);
+        if let Some(condition) = entry.index_condition()
+            && let Some(column) = self.by_value.get_mut(&condition.column)
+        {
+            for value in &condition.values {
+                if let Some(keys) = column.get_mut(value) {
+                    keys.remove(&key);
+                    if keys.is_empty() {
+                        column.remove(value);
+                    }
+                }
+            }
+        }
+        Some(entry)
+    }
+
+    /// Whether every entry was resolved against a table shaped like `table`.
+    fn fits(&self, table: &Table) -> bool {
+        self.entries
+            .values()
+            .all(|entry| same_columns(&entry.source.table, table))
+    }
+}
+
+/// Same column names and types in the same order: column indexes mean the same.
+fn same_columns(a: &Table, b: &Table) -> bool {
+    a.columns.len() == b.columns.len()
+        && a.columns
+            .iter()
+            .zip(&b.columns)
+            .all(|(x, y)| x.name == y.name && x.type_oid == y.type_oid)
 }
 
 /// All subscriptions of the process.
@@ -135,23 +225,16 @@ impl Registry {
         };
         let index = tables.entry(table).or_default();
         for entry in entries {
-            let key = entry.key;
             by_channel
                 .entry(entry.link.id)
                 .or_default()
-                .push((table, key));
-            match entry.index_condition() {
-                Some(condition) => {
-                    let column = index.by_value.entry(condition.column).or_default();
-                    for value in &condition.values {
-                        column.entry(value.clone()).or_default().insert(key);
-                    }
-                }
-                None => {
-                    index.unindexed.insert(key);
-                }
-            }
-            index.entries.insert(key, Arc::new(entry));
+                .push((table, entry.key));
+            let fits = match &index.current {
+                Some(current) => same_columns(current, &entry.source.table),
+                None => index.entries.is_empty(),
+            };
+            index.current = fits.then(|| entry.source.table.clone());
+            index.insert(Arc::new(entry));
         }
     }
 
@@ -172,25 +255,104 @@ impl Registry {
             let Some(index) = tables.get_mut(&table) else {
                 continue;
             };
-            if let Some(entry) = index.entries.remove(&key) {
-                index.unindexed.remove(&key);
-                if let Some(condition) = entry.index_condition()
-                    && let Some(column) = index.by_value.get_mut(&condition.column)
-                {
-                    for value in &condition.values {
-                        if let Some(keys) = column.get_mut(value) {
-                            keys.remove(&key);
-                            if keys.is_empty() {
-                                column.remove(value);
-                            }
-                        }
-                    }
-                }
-            }
+            index.remove(key);
             if index.entries.is_empty() {
                 tables.remove(&table);
             }
         }
+    }
+
+    /// The entries of `table` that must be resolved again because the table changed since
+    /// they were (empty when every entry fits the current version).
+    pub(crate) fn stale_entries(&self, table: &Arc<Table>) -> Vec<Arc<Entry>> {
+        {
+            let Ok(tables) = self.tables.read() else {
+                return Vec::new();
+            };
+            match tables.get(&table.oid) {
+                None => return Vec::new(),
+                Some(index) => {
+                    if index
+                        .current
+                        .as_ref()
+                        .is_some_and(|current| Arc::ptr_eq(current, table))
+                    {
+                        return Vec::new();
+                    }
+                }
+            }
+        }
+        let Ok(mut tables) = self.tables.write() else {
+            return Vec::new();
+        };
+        let Some(index) = tables.get_mut(&table.oid) else {
+            return Vec::new();
+        };
+        if index.fits(table) {
+            index.current = Some(table.clone());
+            return Vec::new();
+        }
+        index
+            .entries
+            .values()
+            .filter(|entry| !same_columns(&entry.source.table, table))
+            .cloned()
+            .collect()
+    }
+
+    /// Swaps entries resolved again against `table` in (`None`: the entry no longer fits the
+    /// table and is dropped). Entries removed meanwhile stay removed.
+    pub(crate) fn replace(&self, table: &Arc<Table>, rebound: Vec<(Arc<Entry>, Option<Entry>)>) {
+        let Ok(mut tables) = self.tables.write() else {
+            return;
+        };
+        let Ok(mut by_channel) = self.by_channel.write() else {
+            return;
+        };
+        let Some(index) = tables.get_mut(&table.oid) else {
+            return;
+        };
+        for (old, new) in rebound {
+            let Some(current) = index.entries.get(&old.key) else {
+                continue;
+            };
+            // Replaced by another refresh meanwhile: keep that one.
+            if !Arc::ptr_eq(current, &old) {
+                continue;
+            }
+            index.remove(old.key);
+            match new {
+                Some(entry) => index.insert(Arc::new(entry)),
+                None => {
+                    if let Some(keys) = by_channel.get_mut(&old.link.id) {
+                        keys.retain(|&(_, key)| key != old.key);
+                    }
+                }
+            }
+        }
+        index.current = index.fits(table).then(|| table.clone());
+        if index.entries.is_empty() {
+            tables.remove(&table.oid);
+        }
+    }
+
+    /// Every channel with a subscription on `table`.
+    pub(crate) fn channels_of(&self, table: u32) -> Vec<Arc<ChannelLink>> {
+        let Ok(tables) = self.tables.read() else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        tables
+            .get(&table)
+            .map(|index| {
+                index
+                    .entries
+                    .values()
+                    .filter(|entry| seen.insert(entry.link.id))
+                    .map(|entry| entry.link.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Whether any subscription exists for a table (cheap pre-check before decoding values).

@@ -19,7 +19,6 @@ use super::pgoutput::decode;
 use super::pipeline::{Pipeline, PipelineParts};
 use super::source::{PgWalSource, WalSource};
 use crate::error::StoreError;
-use crate::protocol::encode;
 
 /// Events buffered between the reader and the pipeline (back-pressure beyond that).
 const EVENT_QUEUE: usize = 256;
@@ -136,6 +135,11 @@ impl Replication {
             Ok(Ok(_)) => ReaderState::Streaming,
             _ => ReaderState::Failed("Replication connection was not established in time".into()),
         }
+    }
+
+    /// Starts the reader in the background if needed, without waiting for it.
+    pub(crate) fn start(self: &Arc<Self>) {
+        self.spawn();
     }
 
     fn spawn(self: &Arc<Self>) {
@@ -301,22 +305,7 @@ impl Replication {
         let message = "Replication slot was reset because it fell too far behind: \
                        changes may have been missed";
         for link in self.parts.registry.channels() {
-            let channel = link.topic.strip_prefix("realtime:").unwrap_or(&link.topic);
-            let payload = json!({
-                "extension": "postgres_changes",
-                "status": "error",
-                "message": message,
-                "channel": channel,
-            })
-            .to_string();
-            link.deliver(encode(
-                link.vsn,
-                None,
-                None,
-                &link.topic,
-                "system",
-                &payload,
-            ));
+            link.system("postgres_changes", "error", message);
         }
     }
 
@@ -407,7 +396,11 @@ async fn run_pipeline(
                 hold = None;
             }
         }
-        pipeline.deliver(batch).await;
+        if !pipeline.deliver(batch, &shutdown).await {
+            // Shutdown while the database could not answer: nothing of the batch was confirmed,
+            // so the slot hands it over again on the next start.
+            return;
+        }
         if next.is_none() {
             next = receiver.recv().await;
         }

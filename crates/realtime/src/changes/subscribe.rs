@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::catalog::{Catalog, Table};
 use super::filter::{Condition, Operator, RawCondition, parse_filter};
-use super::registry::{Entry, Events};
+use super::registry::{Entry, Events, Source};
+use crate::error::StoreError;
 use crate::outbox::ChannelLink;
 
 /// One binding of a join: the client's object (echoed verbatim) and its id.
@@ -112,31 +113,91 @@ async fn prepare_one(
     let mut entries = Vec::new();
     for oid in oids {
         let table = catalog.table(oid).await.map_err(|_| unable(raw, None))?;
-        let access = catalog
-            .access(&table, role)
-            .await
-            .map_err(|_| unable(raw, None))?;
-        let readable = |index: usize| access.selectable.get(index).copied().unwrap_or(false);
-        let mut resolved = Vec::new();
-        for condition in &conditions {
-            resolved.push(resolve(catalog, &table, condition, &readable, raw).await?);
-        }
-        let select = match &select {
-            None => None,
-            Some(names) => Some(
-                names
-                    .iter()
-                    .map(|name| table.column_index(name).filter(|&i| readable(i)))
-                    .collect::<Option<Vec<usize>>>()
-                    .ok_or_else(|| unable(raw, Some("invalid column in `select`")))?,
-            ),
+        let source = Source {
+            table,
+            raw: raw.clone(),
+            conditions: conditions.clone(),
+            select: select.clone(),
+        };
+        let (resolved, select) = match resolve_all(catalog, &source, role, None).await {
+            Ok(resolved) => resolved,
+            Err(Refusal::Invalid(message)) => return Err(message),
+            Err(Refusal::Store(_)) => return Err(unable(raw, None)),
         };
         entries.push((
             oid,
-            Entry::new(link.clone(), binding.id, events, resolved, select),
+            Entry::new(link.clone(), binding.id, events, resolved, select, source),
         ));
     }
     Ok(entries)
+}
+
+/// Why a binding could not be resolved against a table.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The binding does not fit the table (the text is what the `system` message shows).
+    Invalid(String),
+    /// The database did not answer.
+    Store(StoreError),
+}
+
+/// Resolves an entry again after its table changed (columns dropped, added or retyped): by
+/// column name, reusing canonical literals when the column kept its type.
+pub(crate) async fn rebind(
+    catalog: &Catalog,
+    entry: &Entry,
+    table: &Arc<Table>,
+) -> Result<Entry, Refusal> {
+    let source = Source {
+        table: table.clone(),
+        ..entry.source.clone()
+    };
+    let role = entry.link.identity().role.clone();
+    let (conditions, select) = resolve_all(catalog, &source, &role, Some(entry)).await?;
+    Ok(entry.rebound(conditions, select, source))
+}
+
+/// Column indexes of the filters and the `select` list of `source` on its table. `previous`
+/// is the entry being rebound: a condition whose column kept its type keeps its literals.
+async fn resolve_all(
+    catalog: &Catalog,
+    source: &Source,
+    role: &str,
+    previous: Option<&Entry>,
+) -> Result<(Vec<Condition>, Option<Vec<usize>>), Refusal> {
+    let table = &source.table;
+    let raw = &source.raw;
+    let access = catalog.access(table, role).await.map_err(Refusal::Store)?;
+    let readable = |index: usize| access.selectable.get(index).copied().unwrap_or(false);
+    let mut resolved = Vec::new();
+    for (position, condition) in source.conditions.iter().enumerate() {
+        let kept = previous.and_then(|entry| {
+            let before = entry.conditions.get(position)?;
+            let old_type = entry.source.table.columns.get(before.column)?.type_oid;
+            let index = table
+                .column_index(&condition.column)
+                .filter(|&index| readable(index))?;
+            (table.columns.get(index)?.type_oid == old_type).then(|| Condition {
+                column: index,
+                ..before.clone()
+            })
+        });
+        match kept {
+            Some(condition) => resolved.push(condition),
+            None => resolved.push(resolve(catalog, table, condition, &readable, raw).await?),
+        }
+    }
+    let select = match &source.select {
+        None => None,
+        Some(names) => Some(
+            names
+                .iter()
+                .map(|name| table.column_index(name).filter(|&i| readable(i)))
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| Refusal::Invalid(unable(raw, Some("invalid column in `select`"))))?,
+        ),
+    };
+    Ok((resolved, select))
 }
 
 async fn resolve(
@@ -145,23 +206,22 @@ async fn resolve(
     condition: &RawCondition,
     readable: &impl Fn(usize) -> bool,
     raw: &Value,
-) -> Result<Condition, String> {
+) -> Result<Condition, Refusal> {
+    let invalid_column =
+        || Refusal::Invalid(format!("invalid column for filter {}", condition.column));
     let column = table
         .column_index(&condition.column)
         .filter(|&index| readable(index))
-        .ok_or_else(|| format!("invalid column for filter {}", condition.column))?;
-    let described = table
-        .columns
-        .get(column)
-        .ok_or_else(|| format!("invalid column for filter {}", condition.column))?;
+        .ok_or_else(invalid_column)?;
+    let described = table.columns.get(column).ok_or_else(invalid_column)?;
     if !described.comparison.supports(condition.operator) {
-        return Err(unable(
+        return Err(Refusal::Invalid(unable(
             raw,
             Some(&format!(
                 "operator {:?} is not supported for type {}",
                 condition.operator, described.type_name
             )),
-        ));
+        )));
     }
     let values = match condition.operator {
         Operator::Is => {
@@ -177,7 +237,10 @@ async fn resolve(
                 _ => false,
             };
             if !valid {
-                return Err(unable(raw, Some("invalid value for `is`")));
+                return Err(Refusal::Invalid(unable(
+                    raw,
+                    Some("invalid value for `is`"),
+                )));
             }
             vec![keyword]
         }
@@ -185,10 +248,14 @@ async fn resolve(
         _ => {
             let mut canonical = Vec::with_capacity(condition.values.len());
             for value in &condition.values {
-                let text = catalog
-                    .canonical(value, described.type_oid)
-                    .await
-                    .map_err(|error| unable(raw, error.database_message()))?;
+                let text = match catalog.canonical(value, described.type_oid).await {
+                    Ok(text) => text,
+                    // PostgreSQL refused the literal for this type: the subscriber's mistake.
+                    Err(error) if error.database_message().is_some() => {
+                        return Err(Refusal::Invalid(unable(raw, error.database_message())));
+                    }
+                    Err(error) => return Err(Refusal::Store(error)),
+                };
                 canonical.push(text);
             }
             canonical

@@ -65,38 +65,86 @@ impl ElementKind {
     }
 }
 
-/// Converts one non-null text value to JSON.
-pub(crate) fn to_json(kind: JsonKind, text: &str) -> Value {
+/// Appends one non-null text value as JSON text. Numbers and json/jsonb documents are copied
+/// as PostgreSQL wrote them (after checking they are valid JSON), never through `f64`, so a
+/// `numeric` keeps every digit as `to_jsonb` does.
+pub(crate) fn write_json(out: &mut String, kind: JsonKind, text: &str) {
     match kind {
-        JsonKind::Number => number(text),
+        JsonKind::Number => write_number(out, text),
         JsonKind::Bool => match text {
-            "t" => Value::Bool(true),
-            "f" => Value::Bool(false),
-            other => Value::String(other.to_owned()),
+            "t" => out.push_str("true"),
+            "f" => out.push_str("false"),
+            other => write_string(out, other),
         },
         JsonKind::Json => {
-            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+            if serde_json::from_str::<Value>(text).is_ok() {
+                out.push_str(text.trim());
+            } else {
+                write_string(out, text);
+            }
         }
-        JsonKind::Date | JsonKind::Text => Value::String(text.to_owned()),
-        JsonKind::Timestamp => Value::String(text.replacen(' ', "T", 1)),
-        JsonKind::TimestampTz => Value::String(
-            timestamptz_micros(text)
-                .map(format_utc)
-                .unwrap_or_else(|| text.to_owned()),
-        ),
+        JsonKind::Date | JsonKind::Text => write_string(out, text),
+        JsonKind::Timestamp => write_string(out, &text.replacen(' ', "T", 1)),
+        JsonKind::TimestampTz => match timestamptz_micros(text) {
+            Some(micros) => write_string(out, &format_utc(micros)),
+            None => write_string(out, text),
+        },
         JsonKind::Array(element) => match parse_array(text) {
-            Some(items) => array_json(&items, element),
-            None => Value::String(text.to_owned()),
+            Some(items) => write_array(out, &items, element),
+            None => write_string(out, text),
         },
     }
 }
 
-fn number(text: &str) -> Value {
-    // `to_jsonb` writes NaN and the infinities as strings; other outputs are valid JSON.
-    match serde_json::from_str::<serde_json::Number>(text) {
-        Ok(number) => Value::Number(number),
-        Err(_) => Value::String(text.to_owned()),
+/// A JSON string literal.
+pub(crate) fn write_string(out: &mut String, text: &str) {
+    out.push_str(&Value::String(text.to_owned()).to_string());
+}
+
+fn write_number(out: &mut String, text: &str) {
+    // `to_jsonb` writes NaN and the infinities as strings; other outputs are valid JSON
+    // numbers, copied digit for digit.
+    if is_json_number(text) {
+        out.push_str(text);
+    } else {
+        write_string(out, text);
     }
+}
+
+/// The JSON number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut at = usize::from(bytes.first() == Some(&b'-'));
+    let digits = |at: &mut usize| {
+        let start = *at;
+        while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+            *at += 1;
+        }
+        *at - start
+    };
+    match bytes.get(at) {
+        Some(b'0') => at += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut at);
+        }
+        _ => return false,
+    }
+    if bytes.get(at) == Some(&b'.') {
+        at += 1;
+        if digits(&mut at) == 0 {
+            return false;
+        }
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(bytes.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        if digits(&mut at) == 0 {
+            return false;
+        }
+    }
+    at == bytes.len()
 }
 
 /// A parsed array literal: nested levels, elements as text or NULL.
@@ -107,17 +155,19 @@ pub(crate) enum ArrayItem {
     Nested(Vec<ArrayItem>),
 }
 
-fn array_json(items: &[ArrayItem], element: ElementKind) -> Value {
-    Value::Array(
-        items
-            .iter()
-            .map(|item| match item {
-                ArrayItem::Null => Value::Null,
-                ArrayItem::Text(text) => to_json(element.scalar(), text),
-                ArrayItem::Nested(inner) => array_json(inner, element),
-            })
-            .collect(),
-    )
+fn write_array(out: &mut String, items: &[ArrayItem], element: ElementKind) {
+    out.push('[');
+    for (index, item) in items.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        match item {
+            ArrayItem::Null => out.push_str("null"),
+            ArrayItem::Text(text) => write_json(out, element.scalar(), text),
+            ArrayItem::Nested(inner) => write_array(out, inner, element),
+        }
+    }
+    out.push(']');
 }
 
 /// Parses PostgreSQL's array output (`{1,2}`, `{"a b",NULL}`, `{{1,2},{3,4}}`, and the
@@ -319,6 +369,18 @@ mod tests {
 
     use super::*;
 
+    /// One value as JSON text.
+    fn to_json_text(kind: JsonKind, text: &str) -> String {
+        let mut out = String::new();
+        write_json(&mut out, kind, text);
+        out
+    }
+
+    /// The value as JSON (tests compare structure; precision is checked on the text).
+    fn to_json(kind: JsonKind, text: &str) -> Value {
+        serde_json::from_str(&to_json_text(kind, text)).unwrap()
+    }
+
     #[test]
     fn scalars_follow_to_jsonb() {
         assert_eq!(to_json(JsonKind::Number, "42"), json!(42));
@@ -342,6 +404,39 @@ mod tests {
         assert_eq!(
             to_json(JsonKind::TimestampTz, "infinity"),
             json!("infinity")
+        );
+    }
+
+    #[test]
+    fn numbers_and_json_documents_keep_every_digit() {
+        let exact = "12345678901234567890.123456789012345678901";
+        assert_eq!(to_json_text(JsonKind::Number, exact), exact);
+        assert_eq!(to_json_text(JsonKind::Number, "1.50"), "1.50");
+        assert_eq!(to_json_text(JsonKind::Number, "-0.000001"), "-0.000001");
+        assert_eq!(to_json_text(JsonKind::Number, "1e+100"), "1e+100");
+        assert_eq!(to_json_text(JsonKind::Number, "NaN"), "\"NaN\"");
+        assert_eq!(to_json_text(JsonKind::Number, "Infinity"), "\"Infinity\"");
+        for not_json in ["", "-", "01", "1.", ".5", "1e", "+1", "1_000", "0x10"] {
+            assert_eq!(
+                to_json_text(JsonKind::Number, not_json),
+                Value::String(not_json.to_owned()).to_string()
+            );
+        }
+        assert_eq!(
+            to_json_text(
+                JsonKind::Array(ElementKind::Number),
+                "{0.10000000000000000000001,NULL}"
+            ),
+            "[0.10000000000000000000001,null]"
+        );
+        assert_eq!(
+            to_json_text(JsonKind::Json, r#"{"n": 0.10000000000000000000001}"#),
+            r#"{"n": 0.10000000000000000000001}"#
+        );
+        assert_eq!(to_json_text(JsonKind::Json, "{bad"), r#""{bad""#);
+        assert_eq!(
+            to_json_text(JsonKind::Text, "quote \" and \\"),
+            r#""quote \" and \\""#
         );
     }
 

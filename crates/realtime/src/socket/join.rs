@@ -150,8 +150,6 @@ impl Session {
             presence_enabled,
             identity,
         ));
-        // The reader must stream before the reply, so "SUBSCRIBED" covers every later commit.
-        let reader = self.runtime.replication.ensure_running().await;
         let raw_bindings: Vec<Value> = config
             .get("postgres_changes")
             .and_then(Value::as_array)
@@ -165,7 +163,13 @@ impl Session {
             })
             .collect();
         let mut changes_errors = Vec::new();
-        if !bindings.is_empty() {
+        if bindings.is_empty() {
+            // Broadcast and presence never wait for replication, which may be down; the reader
+            // is only started (in the background) so `realtime.send` broadcasts reach the channel.
+            self.runtime.replication.start();
+        } else {
+            // The reader must stream before the reply, so "SUBSCRIBED" covers every later commit.
+            let reader = self.runtime.replication.ensure_running().await;
             if let ReaderState::Failed(reason) = &reader {
                 changes_errors.push(reason.clone());
             } else {

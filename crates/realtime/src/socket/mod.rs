@@ -6,6 +6,7 @@ mod session;
 pub(crate) mod token;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::RealtimeState;
 use crate::protocol::Vsn;
@@ -21,6 +23,10 @@ use crate::runtime::runtime_for;
 
 /// Frames beyond the payload limit that a socket may still carry (envelope, topic, refs).
 const FRAME_OVERHEAD: usize = 64 * 1024;
+/// How long the writer keeps delivering after shutdown began.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
+/// How long the closing handshake may take once the writer stops.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn refuse(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
@@ -69,11 +75,21 @@ async fn serve(
     apikey: String,
 ) {
     let (sink, stream) = socket.split();
-    let queue_size = runtime.state.config.realtime.socket_queue.max(16);
+    let config = &runtime.state.config.realtime;
+    let queue_size = config.socket_queue.max(16);
     let (queue, queued) = mpsc::channel(queue_size);
     let (control, controlled) = mpsc::channel(64);
-    let writer = runtime.tracker.spawn(write(sink, queued, controlled));
-    session::Session::new(runtime, vsn, apikey, queue, control)
+    let writer_gone = CancellationToken::new();
+    let writer = Writer {
+        sink,
+        queued,
+        controlled,
+        send_timeout: Duration::from_millis(config.send_timeout_ms.max(1)),
+        shutdown: runtime.shutdown.clone(),
+        gone: writer_gone.clone(),
+    };
+    let writer = runtime.tracker.spawn(writer.run());
+    session::Session::new(runtime, vsn, apikey, queue, control, writer_gone)
         .run(stream)
         .await;
     let _ = writer.await;
@@ -81,27 +97,56 @@ async fn serve(
 
 /// The only task that writes to the socket, so frames leave in the order they were queued.
 /// Control frames (closing a slow consumer) go first.
-async fn write(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut queued: mpsc::Receiver<Message>,
-    mut controlled: mpsc::Receiver<Message>,
-) {
-    loop {
-        let message = tokio::select! {
-            biased;
-            control = controlled.recv() => match control {
-                Some(message) => message,
-                None => break,
-            },
-            next = queued.recv() => match next {
-                Some(message) => message,
-                None => break,
-            },
+struct Writer {
+    sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    queued: mpsc::Receiver<Message>,
+    controlled: mpsc::Receiver<Message>,
+    send_timeout: Duration,
+    shutdown: CancellationToken,
+    /// Cancelled when the writer stops, so the session ends with it.
+    gone: CancellationToken,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        // After shutdown a client gets a moment to take its last frames and the close; one
+        // that does not read is dropped then, so shutdown never waits on a client.
+        let shutdown = self.shutdown.clone();
+        let stop = async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_FLUSH).await;
         };
-        let closing = matches!(message, Message::Close(_));
-        if sink.send(message).await.is_err() || closing {
-            break;
+        tokio::pin!(stop);
+        loop {
+            let message = tokio::select! {
+                biased;
+                () = &mut stop => break,
+                control = self.controlled.recv() => match control {
+                    Some(message) => message,
+                    None => break,
+                },
+                next = self.queued.recv() => match next {
+                    Some(message) => message,
+                    None => break,
+                },
+            };
+            let closing = matches!(message, Message::Close(_));
+            // A client whose TCP window stays shut would block `send` forever: it is closed
+            // after the send timeout like any other dead peer.
+            let sent = tokio::select! {
+                () = &mut stop => false,
+                sent = tokio::time::timeout(self.send_timeout, self.sink.send(message)) => {
+                    if sent.is_err() {
+                        tracing::info!("closed a realtime socket whose client stopped reading");
+                    }
+                    matches!(sent, Ok(Ok(())))
+                }
+            };
+            if !sent || closing {
+                break;
+            }
         }
+        self.gone.cancel();
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.sink.close()).await;
     }
-    let _ = sink.close().await;
 }

@@ -44,6 +44,8 @@ pub(crate) struct Session {
     pub(super) outbox: Outbox,
     pub(super) control: mpsc::Sender<Message>,
     pub(super) overflow: CancellationToken,
+    /// Cancelled when the writer stopped (the client stopped reading or went away).
+    writer_gone: CancellationToken,
     pub(super) channels: HashMap<String, Channel>,
     pub(super) joins: VecDeque<Instant>,
 }
@@ -55,6 +57,7 @@ impl Session {
         apikey: String,
         queue: mpsc::Sender<Message>,
         control: mpsc::Sender<Message>,
+        writer_gone: CancellationToken,
     ) -> Self {
         let overflow = CancellationToken::new();
         Self {
@@ -64,6 +67,7 @@ impl Session {
             outbox: Outbox::new(queue, overflow.clone()),
             control,
             overflow,
+            writer_gone,
             channels: HashMap::new(),
             joins: VecDeque::new(),
         }
@@ -74,10 +78,12 @@ impl Session {
         let mut idle_deadline = Instant::now() + idle;
         let shutdown = self.runtime.shutdown.clone();
         let overflow = self.overflow.clone();
+        let writer_gone = self.writer_gone.clone();
         loop {
             let expiry = self.next_expiry();
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = writer_gone.cancelled() => break,
                 () = overflow.cancelled() => {
                     self.close_slow_consumer().await;
                     break;

@@ -33,20 +33,34 @@ const SETTINGS_SQL: &str =
     "select set_config(s.key, s.value, true) from json_each_text($1::text::json) as s";
 
 // The batch query: pairs of (row, identity) indexes; each row image is rebuilt as the table's
-// row type and aliased with the table's own name, which is how policy text refers to it.
+// row type, aliased with the table's own name (how policy text refers to it), and the policy is
+// evaluated in an EXISTS whose only relation is that row. PostgreSQL resolves an unqualified name
+// at the innermost level first, so the table's columns can never collide with the helper columns
+// outside (a table with columns `c`, `s` or `__rt_row` is fine); the helpers are only reachable
+// qualified, as the compiled predicate writes them (`__rt_s.__rt_settings`).
 const COMPILED_HEAD: &str = "with __rt_in as materialized (select $1::text::jsonb as __rt_rows, \
-     $2::text::jsonb as __rt_subs) select __rt_p.c, __rt_p.s \
-     from __rt_in, unnest($3::int4[], $4::int4[]) as __rt_p(c, s) \
-     cross join lateral jsonb_populate_record(null::";
-const COMPILED_ROW: &str = ", __rt_in.__rt_rows -> __rt_p.c) as ";
-const COMPILED_SUBS: &str = " cross join lateral (select __rt_in.__rt_subs -> __rt_p.s \
-     as __rt_settings) as __rt_s where (";
+     $2::text::jsonb as __rt_subs) select __rt_p.__rt_row, __rt_p.__rt_sub \
+     from __rt_in, unnest($3::int4[], $4::int4[]) as __rt_p(__rt_row, __rt_sub) \
+     cross join lateral (select __rt_in.__rt_subs -> __rt_p.__rt_sub as __rt_settings) as __rt_s \
+     where exists (select from jsonb_populate_record(null::";
+const COMPILED_ROW: &str = ", __rt_in.__rt_rows -> __rt_p.__rt_row) as ";
 
-const SINGLE_HEAD: &str = "select (__rt_c.i - 1)::int4 from \
-     jsonb_array_elements($1::text::jsonb) with ordinality as __rt_c(doc, i) \
-     cross join lateral jsonb_populate_record(null::";
-const SINGLE_ROW: &str = ", __rt_c.doc) as ";
+const SINGLE_HEAD: &str = "select (__rt_c.__rt_index - 1)::int4 from \
+     jsonb_array_elements($1::text::jsonb) with ordinality as __rt_c(__rt_doc, __rt_index) \
+     where exists (select from jsonb_populate_record(null::";
+const SINGLE_ROW: &str = ", __rt_c.__rt_doc) as ";
 const WHERE_OPEN: &str = " where (";
+const WHERE_CLOSE: &str = "))";
+
+/// Prefix of every helper relation the checks wrap around a row; a table named like one would
+/// shadow it inside the EXISTS, so such a table is checked per identity instead.
+const HELPER_PREFIX: &str = "__rt_";
+
+/// The authorizer could not reach a verdict: the database did not answer. Nothing about the
+/// batch was decided, so nothing may be delivered or confirmed yet.
+#[derive(Debug, thiserror::Error)]
+#[error("authorization is unavailable")]
+pub(crate) struct Unavailable(#[source] pub(crate) StoreError);
 
 /// Who a subscriber is to the database: role and the settings a request would carry.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -117,6 +131,13 @@ impl Authorizer {
         }
     }
 
+    /// Forgets the plans of one table (its relation changed in the WAL).
+    pub(crate) fn forget(&self, oid: u32) {
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.retain(|(table, _), _| *table != oid);
+        }
+    }
+
     /// The plan of `table` for `role`.
     pub(crate) async fn plan(&self, table: &Table, role: &str) -> Result<Arc<Plan>, StoreError> {
         let key = (table.oid, role.to_owned());
@@ -137,7 +158,9 @@ impl Authorizer {
     }
 
     /// For each `(row, identity)` pair, whether that identity may see that row image. `rows`
-    /// are JSON objects of the full row; every identity has `role`.
+    /// are JSON objects of the full row; every identity has `role`. A policy that raises for
+    /// some claims denies those identities only; [`Unavailable`] means the database could not
+    /// answer at all (retry later, never treat it as a denial).
     pub(crate) async fn authorize(
         &self,
         table: &Table,
@@ -145,29 +168,39 @@ impl Authorizer {
         rows: &[String],
         identities: &[Arc<Identity>],
         pairs: &[(usize, usize)],
-    ) -> Result<Vec<bool>, StoreError> {
-        let plan = self.plan(table, role).await?;
+    ) -> Result<Vec<bool>, Unavailable> {
+        let plan = match self.plan(table, role).await {
+            Ok(plan) => plan,
+            Err(error) if error.is_transient() => return Err(Unavailable(error)),
+            Err(error) => {
+                // A table dropped meanwhile, or a catalog the checks cannot read: nothing can
+                // be shown, and retrying would not change that.
+                tracing::warn!(%error, table = %table.name, "no authorization plan; denied");
+                return Ok(vec![false; pairs.len()]);
+            }
+        };
+        let shadowed = table.name.starts_with(HELPER_PREFIX);
         match plan.as_ref() {
             Plan::AllowAll => Ok(vec![true; pairs.len()]),
             Plan::DenyAll => Ok(vec![false; pairs.len()]),
             Plan::Compiled {
                 predicate,
                 original,
-            } => match self
+            } if !shadowed => match self
                 .compiled(table, role, predicate, rows, identities, pairs)
                 .await
             {
                 Ok(allowed) => Ok(allowed),
                 Err(error) => {
                     tracing::debug!(%error, table = %table.name, "compiled check failed; per identity");
-                    Ok(self
-                        .per_identity(table, original, rows, identities, pairs)
-                        .await)
+                    self.per_identity(table, original, rows, identities, pairs)
+                        .await
                 }
             },
-            Plan::PerIdentity { original } => Ok(self
-                .per_identity(table, original, rows, identities, pairs)
-                .await),
+            Plan::Compiled { original, .. } | Plan::PerIdentity { original } => {
+                self.per_identity(table, original, rows, identities, pairs)
+                    .await
+            }
         }
     }
 
@@ -184,9 +217,9 @@ impl Authorizer {
         push_table(&mut sql, table);
         sql.push_str(COMPILED_ROW);
         push_quoted(&mut sql, &table.name);
-        sql.push_str(COMPILED_SUBS);
+        sql.push_str(WHERE_OPEN);
         sql.push_str(predicate);
-        sql.push(')');
+        sql.push_str(WHERE_CLOSE);
         let rows_json = json_array(rows.iter().map(String::as_str));
         let subs_json = json_array(identities.iter().map(|i| i.settings_json()));
         let (row_indexes, sub_indexes): (Vec<i32>, Vec<i32>) = pairs
@@ -220,7 +253,7 @@ impl Authorizer {
         rows: &[String],
         identities: &[Arc<Identity>],
         pairs: &[(usize, usize)],
-    ) -> Vec<bool> {
+    ) -> Result<Vec<bool>, Unavailable> {
         let mut wanted: HashMap<usize, Vec<usize>> = HashMap::new();
         for &(row, sub) in pairs {
             wanted.entry(sub).or_default().push(row);
@@ -231,39 +264,45 @@ impl Authorizer {
         push_quoted(&mut sql, &table.name);
         sql.push_str(WHERE_OPEN);
         sql.push_str(original);
-        sql.push(')');
+        sql.push_str(WHERE_CLOSE);
         let checks = wanted.iter().map(|(&sub, row_indexes)| {
             let sql = &sql;
             async move {
-                let identity = identities.get(sub)?;
+                let Some(identity) = identities.get(sub) else {
+                    return Ok((sub, HashSet::new()));
+                };
                 let docs = json_array(
                     row_indexes
                         .iter()
                         .filter_map(|&i| rows.get(i).map(String::as_str)),
                 );
                 match self.single(sql, identity, &docs).await {
-                    Ok(visible) => Some((
+                    Ok(visible) => Ok((
                         sub,
                         visible
                             .iter()
                             .filter_map(|&i| row_indexes.get(usize::try_from(i).ok()?).copied())
                             .collect::<HashSet<usize>>(),
                     )),
+                    Err(error) if error.is_transient() => Err(Unavailable(error)),
                     Err(error) => {
                         // A policy that raises for these claims hides the change from this
                         // identity only.
                         tracing::warn!(%error, table = %table.name, "policy check failed for one identity");
-                        None
+                        Ok((sub, HashSet::new()))
                     }
                 }
             }
         });
-        let visible: HashMap<usize, HashSet<usize>> =
-            join_all(checks).await.into_iter().flatten().collect();
-        pairs
+        let mut visible: HashMap<usize, HashSet<usize>> = HashMap::new();
+        for checked in join_all(checks).await {
+            let (sub, rows) = checked?;
+            visible.insert(sub, rows);
+        }
+        Ok(pairs
             .iter()
             .map(|(row, sub)| visible.get(sub).is_some_and(|rows| rows.contains(row)))
-            .collect()
+            .collect())
     }
 
     async fn single(
