@@ -9,6 +9,7 @@ mod param;
 mod pool;
 mod request;
 pub mod schema_cache;
+pub mod seed;
 
 pub use error::{DbError, status_for_sqlstate};
 pub use pool::{connect, create_pool};

@@ -7,3 +7,4 @@ mod migrations;
 mod policy_lint;
 mod request;
 mod schema_cache;
+mod seed;

@@ -5,6 +5,7 @@ mod banner;
 mod health;
 mod router;
 pub mod secrets;
+pub mod seed;
 pub mod start;
 mod state;
 

@@ -1,11 +1,12 @@
 //! `manifold`: `start` serves the APIs (with its own PostgreSQL when no database URL is set);
-//! `keys` prints the stored keys.
+//! `keys` prints the stored keys; `seed` writes demo or benchmark data.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use manifold_config::Config;
+use manifold_db::seed::SeedOptions;
 use tracing_subscriber::EnvFilter;
 
 /// Default log filter; `MANIFOLD_LOG` or `RUST_LOG` override it.
@@ -40,6 +41,62 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write gas-cylinder data: a demo organization (default) or benchmark scale.
+    Seed(SeedArgs),
+}
+
+/// `manifold seed`: a preset, then any of its numbers overridden.
+#[derive(clap::Args)]
+struct SeedArgs {
+    /// One organization, a user per role, 200 customers, 5,000 cylinders, six months of history.
+    #[arg(long, conflicts_with = "scale")]
+    demo: bool,
+    /// Ten organizations with 100,000 cylinders each (1M) and a year of history (~12M events).
+    #[arg(long)]
+    scale: bool,
+    /// Number of organizations.
+    #[arg(long)]
+    organizations: Option<u32>,
+    /// Cylinders per organization.
+    #[arg(long)]
+    bottles: Option<u32>,
+    /// Customers per organization.
+    #[arg(long)]
+    customers: Option<u32>,
+    /// Drivers (and trucks) per organization.
+    #[arg(long)]
+    drivers: Option<u32>,
+    /// Complete delivery rounds per cylinder (about five events each).
+    #[arg(long)]
+    rounds: Option<u32>,
+    /// Days of history.
+    #[arg(long)]
+    days: Option<u32>,
+    /// Organization slug; users are <role>@<slug>.test.
+    #[arg(long)]
+    slug: Option<String>,
+    /// Password of every seeded user.
+    #[arg(long)]
+    password: Option<String>,
+}
+
+impl SeedArgs {
+    fn options(self) -> SeedOptions {
+        let mut options = if self.scale {
+            SeedOptions::scale()
+        } else {
+            SeedOptions::demo()
+        };
+        options.organizations = self.organizations.unwrap_or(options.organizations);
+        options.bottles_per_org = self.bottles.unwrap_or(options.bottles_per_org);
+        options.customers_per_org = self.customers.unwrap_or(options.customers_per_org);
+        options.drivers_per_org = self.drivers.unwrap_or(options.drivers_per_org);
+        options.turns = self.rounds.unwrap_or(options.turns);
+        options.history_days = self.days.unwrap_or(options.history_days);
+        options.slug = self.slug.unwrap_or(options.slug);
+        options.password = self.password.unwrap_or(options.password);
+        options
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,13 +118,18 @@ fn main() -> anyhow::Result<()> {
         config.data_dir = dir;
     }
 
-    match cli.command {
-        Command::Start => tokio::runtime::Builder::new_multi_thread()
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .context("cannot start the async runtime")?
-            .block_on(manifold_server::start::run(config)),
+            .context("cannot start the async runtime")
+    };
+    match cli.command {
+        Command::Start => runtime()?.block_on(manifold_server::start::run(config)),
         Command::Keys { json } => print_keys(&config, json),
+        Command::Seed(args) => {
+            runtime()?.block_on(manifold_server::seed::run(config, args.options()))
+        }
     }
 }
 

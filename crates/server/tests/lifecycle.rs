@@ -337,3 +337,54 @@ async fn as_root_a_data_dir_out_of_reach_gets_its_cluster_where_postgres_can_liv
     assert!(running.wait_exit().success());
     std::fs::remove_dir_all(relocated).unwrap();
 }
+
+/// `manifold seed` on a fresh data dir: starts its own cluster, migrates, writes the demo
+/// organization, prints how to sign in, stops the cluster; a second run is refused whole.
+#[tokio::test]
+async fn seed_writes_a_demo_organization_once_and_stops_its_cluster() {
+    let dir = reachable_data_dir();
+    let data_dir = dir.path().join("data");
+    let seed = || {
+        Command::new(BINARY)
+            .args([
+                "seed",
+                "--demo",
+                "--bottles",
+                "300",
+                "--customers",
+                "25",
+                "--days",
+                "90",
+            ])
+            .args(["--password", "seed-cli-password", "--data-dir"])
+            .arg(&data_dir)
+            .env("MANIFOLD_DATABASE__PORT", free_port().to_string())
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let first = seed();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("seeded 1 organization(s): 300 cylinders"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("driver1..4@demo-gas.test"), "{stdout}");
+    assert!(stdout.contains("seed-cli-password"), "{stdout}");
+    let data_text = data_dir.display().to_string();
+    wait_until_no_process_mentions(&data_text, Duration::from_secs(5)).await;
+
+    let second = seed();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("organization \"demo-gas\" already exists"),
+        "{stderr}"
+    );
+    wait_until_no_process_mentions(&data_text, Duration::from_secs(5)).await;
+}
