@@ -69,3 +69,45 @@ grant execute on function storage.caller_uuid() to anon, authenticated, service_
 -- (and a SECURITY DEFINER function stays out of anon's reach, as the policy lint requires).
 revoke execute on function storage.caller_profile() from public, anon;
 grant execute on function storage.caller_profile() to authenticated, service_role;
+
+-- Delivery proof goes to a delivery that exists: {org}/deliveries/{delivery_id}/… names a
+-- delivery of the caller's organization that is not deleted, and a driver's own stop
+-- (deliveries.driver_id, as the deliveries policies read it). Without this a driver could write
+-- under any made-up folder. The id is cast only once it looks like a uuid, so another folder name
+-- is a refusal, not a cast error. SECURITY DEFINER (owned by the migrating role, like
+-- caller_profile) so the lookup does not depend on what the deliveries policies let the caller
+-- read.
+create function storage.delivery_takes_proof(folders text[]) returns boolean
+language sql stable security definer set search_path = ''
+as $$
+  select coalesce(folders[2] = 'deliveries', false) and exists (
+    select 1
+    from public.deliveries d
+    where d.id = case
+        when folders[3] ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+        then folders[3]::uuid
+      end
+      and d.organization_id::text = storage.jwt_org_id()
+      and d.deleted_at is null
+      and (storage.jwt_org_role() is distinct from 'driver' or d.driver_id = storage.caller_uuid())
+  )
+$$;
+revoke execute on function storage.delivery_takes_proof(text[]) from public, anon;
+grant execute on function storage.delivery_takes_proof(text[]) to authenticated, service_role;
+
+-- The write policy of storage/0004 with that rule: anything under {org}/deliveries/ needs a
+-- delivery that takes proof (for every role); elsewhere in the organization the office and plant
+-- roles write, drivers do not.
+drop policy "org-files: staff and drivers add files" on storage.objects;
+create policy "org-files: staff and drivers add files"
+  on storage.objects for insert to authenticated
+  with check (
+    bucket_id = 'org-files'
+    and (storage.foldername(name))[1] = (select storage.jwt_org_id())
+    and case
+      when (storage.foldername(name))[2] = 'deliveries' then
+        (select storage.jwt_org_role()) in ('owner', 'admin', 'manager', 'plant', 'driver')
+        and storage.delivery_takes_proof(storage.foldername(name))
+      else (select storage.jwt_org_role()) in ('owner', 'admin', 'manager', 'plant')
+    end
+  );

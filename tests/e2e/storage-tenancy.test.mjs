@@ -3,12 +3,15 @@
 // that moves can be shown both allowed and refused). The organization and role come from the
 // caller's profile (the domain's truth, tests/fixtures/0100_domain.sql users) or, for callers
 // without a profile, from JWT claims: top-level (custom access-token hook) or app_metadata.
+// Delivery proof ({org}/deliveries/{delivery_id}/…) needs a real delivery of the caller's
+// organization, assigned to the caller when the caller is a driver; deliveries can only be
+// assigned to profiles, so proof is written by the fixture organizations' drivers.
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
 import { SERVICE_ROLE_KEY, client, userClient } from './env.mjs';
-import { ORG, NO_ORG_USER, as, fixtureIds, userId } from './domain.mjs';
+import { ORG, NO_ORG_USER, as, fixtureIds, service, unique, userId } from './domain.mjs';
 
 const orgA = randomUUID();
 const orgB = randomUUID();
@@ -24,7 +27,6 @@ const driverA = member(orgA, 'driver');
 const adminA = member(orgA, 'admin');
 const managerA = memberViaAppMetadata(orgA, 'manager');
 const viewerA = member(orgA, 'viewer');
-const driverB = member(orgB, 'driver');
 
 const proofB = `${orgB}/deliveries/d-b/signature.png`;
 const photoB = `${orgB}/deliveries/d-b/photo-1.jpg`;
@@ -46,35 +48,23 @@ async function contentOf(bucket, path) {
 }
 
 before(async () => {
-  // Organization B's delivery proof, uploaded by its own driver.
-  await ok(driverB.from('org-files').upload(proofB, Buffer.from('signature of B'), { contentType: 'image/png' }));
-  await ok(driverB.from('org-files').upload(photoB, Buffer.from('photo of B'), { contentType: 'image/jpeg' }));
+  // Organization B's delivery proof, stored by a service tool (claims-only organizations have no
+  // deliveries a driver could be assigned to).
+  await ok(admin.from('org-files').upload(proofB, Buffer.from('signature of B'), { contentType: 'image/png' }));
+  await ok(admin.from('org-files').upload(photoB, Buffer.from('photo of B'), { contentType: 'image/jpeg' }));
   await ok(admin.from('org-scratch').upload(`${orgB}/notes/b.txt`, Buffer.from('scratch of B')));
 });
 
 describe('org-files: members of the organization', () => {
-  test('a driver writes delivery proof under {org}/deliveries/{id}/ and members read it', async () => {
+  test('members read, list and sign delivery proof under {org}/deliveries/{id}/', async () => {
     const path = `${orgA}/deliveries/d-1/signature.png`;
-    await ok(driverA.from('org-files').upload(path, Buffer.from('signature of A'), { contentType: 'image/png' }));
+    await ok(admin.from('org-files').upload(path, Buffer.from('signature of A'), { contentType: 'image/png' }));
     const viewed = await ok(viewerA.from('org-files').download(path));
     assert.equal(Buffer.from(await viewed.arrayBuffer()).toString(), 'signature of A');
     const listed = await ok(managerA.from('org-files').list(`${orgA}/deliveries/d-1`));
     assert.deepEqual(listed.map((entry) => entry.name), ['signature.png']);
     const { signedUrl } = await ok(viewerA.from('org-files').createSignedUrl(path, 60));
     assert.equal(await (await fetch(signedUrl)).text(), 'signature of A');
-  });
-
-  test('a signature cannot be overwritten once written, not even by its driver', async () => {
-    const path = `${orgA}/deliveries/d-2/signature.png`;
-    await ok(driverA.from('org-files').upload(path, Buffer.from('original'), { contentType: 'image/png' }));
-    refused(await driverA.from('org-files').upload(path, Buffer.from('forged')), 'ResourceAlreadyExists');
-    refused(await driverA.from('org-files').upload(path, Buffer.from('forged'), { upsert: true }), 'AccessDenied');
-    refused(await driverA.from('org-files').update(path, Buffer.from('forged')), 'AccessDenied');
-    refused(await adminA.from('org-files').update(path, Buffer.from('forged')), 'AccessDenied');
-    const signed = await ok(driverA.from('org-files').createSignedUploadUrl(`${orgA}/deliveries/d-2/other.png`));
-    assert.ok(signed.token);
-    refused(await driverA.from('org-files').createSignedUploadUrl(path, { upsert: true }), 'AccessDenied');
-    assert.equal(await contentOf('org-files', path), 'original');
   });
 
   test('a driver writes only delivery proof; a viewer writes nothing', async () => {
@@ -86,7 +76,7 @@ describe('org-files: members of the organization', () => {
 
   test('only admins delete', async () => {
     const path = `${orgA}/deliveries/d-4/photo-1.jpg`;
-    await ok(driverA.from('org-files').upload(path, Buffer.from('p')));
+    await ok(admin.from('org-files').upload(path, Buffer.from('p')));
     assert.deepEqual(await ok(driverA.from('org-files').remove([path])), []);
     assert.deepEqual(await ok(managerA.from('org-files').remove([path])), []);
     assert.equal((await admin.from('org-files').exists(path)).data, true);
@@ -161,11 +151,74 @@ describe('org-scratch: moves are allowed inside the organization only', () => {
 
 describe('org-files: the domain profile decides, not the token', () => {
   let proofPath;
+  // Deliveries of this run: org A's driver's, org A's second driver's, and one of org B.
+  let own;
+  let colleagues;
+  let otherOrgs;
+  const newDelivery = async (org, customer, driver) => {
+    const row = await ok(
+      service()
+        .from('deliveries')
+        .insert({ organization_id: ORG[org], customer_id: customer, driver_id: driver, delivery_number: unique('proof') })
+        .select('id')
+        .single(),
+    );
+    return row.id;
+  };
+  const proof = (delivery, org = 'a') => `${ORG[org]}/deliveries/${delivery}/${unique('proof')}.png`;
+
   before(async () => {
-    const { d1 } = await fixtureIds('a');
-    proofPath = `${ORG.a}/deliveries/${d1}/signature-${randomUUID().slice(0, 8)}.png`;
-    // A plain user token (no organization claims): the profile of org A's driver decides.
+    const [a, b] = [await fixtureIds('a'), await fixtureIds('b')];
+    own = await newDelivery('a', a.weld, userId('a', 'driver'));
+    colleagues = await newDelivery('a', a.beer, userId('a', 'second driver'));
+    otherOrgs = await newDelivery('b', b.weld, userId('b', 'driver'));
+    proofPath = `${ORG.a}/deliveries/${a.d1}/signature-${randomUUID().slice(0, 8)}.png`;
+    // A plain user token (no organization claims): the profile of org A's driver decides; the
+    // fixture's D1 is on that driver's route.
     await ok(as('a', 'driver').storage.from('org-files').upload(proofPath, Buffer.from('proof of A'), { contentType: 'image/png' }));
+  });
+
+  test('a signature cannot be overwritten once written, not even by its driver', async () => {
+    const path = proof(own);
+    const files = as('a', 'driver').storage.from('org-files');
+    await ok(files.upload(path, Buffer.from('original'), { contentType: 'image/png' }));
+    refused(await files.upload(path, Buffer.from('forged')), 'ResourceAlreadyExists');
+    refused(await files.upload(path, Buffer.from('forged'), { upsert: true }), 'AccessDenied');
+    refused(await files.update(path, Buffer.from('forged')), 'AccessDenied');
+    refused(await as('a', 'admin').storage.from('org-files').update(path, Buffer.from('forged')), 'AccessDenied');
+    const signed = await ok(files.createSignedUploadUrl(proof(own)));
+    assert.ok(signed.token);
+    refused(await files.createSignedUploadUrl(path, { upsert: true }), 'AccessDenied');
+    assert.equal(await contentOf('org-files', path), 'original');
+  });
+
+  test('a driver writes proof only for an existing delivery of their organization assigned to them', async () => {
+    const driver = as('a', 'driver').storage.from('org-files');
+    refused(await driver.upload(proof(randomUUID()), Buffer.from('x')), 'AccessDenied');
+    refused(await driver.upload(`${ORG.a}/deliveries/not-a-delivery/x.png`, Buffer.from('x')), 'AccessDenied');
+    refused(await driver.upload(proof(colleagues), Buffer.from('x')), 'AccessDenied');
+    refused(await driver.upload(proof(otherOrgs), Buffer.from('x')), 'AccessDenied');
+    refused(await driver.createSignedUploadUrl(proof(randomUUID())), 'AccessDenied');
+    // The colleague's stop takes the colleague's proof.
+    await ok(as('a', 'second driver').storage.from('org-files').upload(proof(colleagues), Buffer.from('theirs')));
+    // B's delivery does not become A's by being named under A's folder, nor B's driver's.
+    refused(await as('b', 'driver').storage.from('org-files').upload(proof(otherOrgs), Buffer.from('x')), 'AccessDenied');
+    await ok(as('b', 'driver').storage.from('org-files').upload(proof(otherOrgs, 'b'), Buffer.from('b')));
+  });
+
+  test('the office adds proof to any delivery of its organization, but not to a made-up one', async () => {
+    const manager = as('a', 'manager').storage.from('org-files');
+    await ok(manager.upload(proof(colleagues), Buffer.from('office copy')));
+    refused(await manager.upload(proof(randomUUID()), Buffer.from('x')), 'AccessDenied');
+    refused(await manager.upload(proof(otherOrgs), Buffer.from('x')), 'AccessDenied');
+  });
+
+  test('a deleted delivery takes no more proof', async () => {
+    const gone = await newDelivery('a', (await fixtureIds('a')).weld, userId('a', 'driver'));
+    const driver = as('a', 'driver').storage.from('org-files');
+    await ok(driver.upload(proof(gone), Buffer.from('before')));
+    await ok(service().from('deliveries').update({ deleted_at: new Date().toISOString() }).eq('id', gone));
+    refused(await driver.upload(proof(gone), Buffer.from('after')), 'AccessDenied');
   });
 
   test('members of the profile’s organization read the proof; the driver cannot overwrite it', async () => {

@@ -5,7 +5,7 @@ import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
-import { API_URL, ANON_KEY, SERVICE_ROLE_KEY, SECRET_KEY, client, signJwt } from './env.mjs';
+import { API_URL, ANON_KEY, SERVICE_ROLE_KEY, SECRET_KEY, client, signJwt, userClient } from './env.mjs';
 
 const admin = client(SERVICE_ROLE_KEY);
 const storage = admin.storage;
@@ -201,6 +201,40 @@ describe('uploads and downloads', () => {
     assert.deepEqual(names, ['fits.png', 'note.txt']);
   });
 
+  test('a folder placeholder skips the MIME check but holds no bytes', async () => {
+    const files = storage.from(limitedBucket);
+    // application/x-empty is not in the bucket's allow-list; the marker is taken anyway.
+    await ok(files.upload('empty-folder/.emptyFolderPlaceholder', Buffer.alloc(0), { contentType: 'application/x-empty' }));
+    const sneaked = await files.upload('big/.emptyFolderPlaceholder', Buffer.alloc(5000, 1), { contentType: 'image/png' });
+    assertStorageError(sneaked.error, 'EntityTooLarge', '413');
+    const small = await files.upload('small/.emptyFolderPlaceholder', Buffer.from('x'), { contentType: 'text/plain' });
+    assertStorageError(small.error, 'EntityTooLarge', '413');
+    assert.equal((await files.exists('big/.emptyFolderPlaceholder')).data, false);
+    const info = await ok(files.info('empty-folder/.emptyFolderPlaceholder'));
+    assert.equal(info.size, 0);
+  });
+
+  test('a raw upload with an empty body stores an empty object; a form without a file is refused', async () => {
+    const files = storage.from(privateBucket);
+    await ok(files.upload('empty/raw.txt', Buffer.alloc(0), { contentType: 'text/plain' }));
+    assert.equal((await ok(files.info('empty/raw.txt'))).size, 0);
+    const form = new FormData();
+    form.append('cacheControl', '3600');
+    const response = await fetch(`${API_URL}/storage/v1/object/${privateBucket}/empty/form.txt`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${SERVICE_ROLE_KEY}` },
+      body: form,
+    });
+    assert.equal(response.status, 400);
+    assert.deepEqual(await response.json(), {
+      statusCode: '400',
+      code: 'InvalidRequest',
+      error: 'InvalidRequest',
+      message: 'No content provided',
+    });
+    assert.equal((await files.exists('empty/form.txt')).data, false);
+  });
+
   test('anon is AccessDenied by RLS when uploading to a bucket without policies', async () => {
     const { error } = await client(ANON_KEY).storage.from(privateBucket).upload('anon.txt', Buffer.from('x'));
     assertStorageError(error, 'AccessDenied', '403');
@@ -304,9 +338,11 @@ describe('HTTP details of downloads', () => {
 describe('list', () => {
   before(async () => {
     const files = storage.from(otherBucket);
-    for (const name of ['list/b.txt', 'list/A.txt', 'list/sub/c.txt', 'list/sub/deeper/d.txt', 'list/zz/.emptyFolderPlaceholder']) {
+    for (const name of ['list/b.txt', 'list/A.txt', 'list/sub/c.txt', 'list/sub/deeper/d.txt']) {
       await ok(files.upload(name, Buffer.from(name)));
     }
+    // How the dashboard makes an empty folder: a zero-byte marker.
+    await ok(files.upload('list/zz/.emptyFolderPlaceholder', Buffer.alloc(0)));
   });
 
   test('one level: folders synthesised from prefixes, names relative, name sort', async () => {
@@ -504,6 +540,180 @@ describe('public URLs', () => {
     const response = await fetch(data.publicUrl);
     assert.equal(response.status, 400);
     assert.equal((await response.json()).code, 'NoSuchBucket');
+  });
+});
+
+describe('buckets under RLS as a signed-in user (tests/fixtures/0020_storage.sql policies)', () => {
+  const sub = randomUUID();
+  const user = userClient(sub).storage;
+  const stranger = userClient(randomUUID()).storage;
+  const own = `user-${run}`;
+  const shared = `shared-${run}`;
+
+  before(async () => {
+    await ok(storage.createBucket(shared, { public: false }));
+  });
+
+  test('create, list and get: own and shared buckets are visible, others are not', async () => {
+    assert.deepEqual(await ok(user.createBucket(own, { public: false })), { name: own });
+    const refused = await user.createBucket(`other-${run}`);
+    assertStorageError(refused.error, 'AccessDenied', '403');
+    const ids = (await ok(user.listBuckets())).map((bucket) => bucket.id);
+    assert.ok(ids.includes(own) && ids.includes(shared), ids.join());
+    assert.ok(!ids.includes(privateBucket), 'buckets without a policy stay invisible');
+    const bucket = await ok(user.getBucket(own));
+    assert.equal(bucket.owner_id, sub);
+    assert.equal(bucket.owner, sub);
+    assertStorageError((await stranger.getBucket(own)).error, 'NoSuchBucket', '404');
+    assertStorageError((await user.getBucket(privateBucket)).error, 'NoSuchBucket', '404');
+  });
+
+  test('update: the owner changes settings; a visible but not updatable bucket is NoSuchBucket', async () => {
+    await ok(user.updateBucket(own, { public: false, fileSizeLimit: 4096 }));
+    assert.equal((await ok(storage.getBucket(own))).file_size_limit, 4096);
+    // The row passes SELECT but not UPDATE's USING: zero rows change, as on Supabase.
+    assertStorageError((await user.updateBucket(shared, { public: false })).error, 'NoSuchBucket', '404');
+    assertStorageError((await stranger.updateBucket(own, { public: false })).error, 'NoSuchBucket', '404');
+    // UPDATE's WITH CHECK refuses the new row: a policy violation.
+    const published = await user.updateBucket(own, { public: true });
+    assertStorageError(published.error, 'AccessDenied', '403');
+    assert.equal((await ok(storage.getBucket(own))).public, false);
+  });
+
+  test('empty: deletes what the caller may delete and names what it may only see', async () => {
+    const files = user.from(own);
+    await ok(files.upload('a.txt', Buffer.from('a')));
+    await ok(files.upload('keep/b.txt', Buffer.from('b')));
+    await ok(files.upload('keep/c.txt', Buffer.from('c')));
+    assertStorageError((await stranger.emptyBucket(own)).error, 'NoSuchBucket', '404');
+    const { error } = await user.emptyBucket(own);
+    assertStorageError(error, 'AccessDenied', '403');
+    assert.equal(error.message, 'Cannot delete: keep/b.txt ,keep/c.txt, you may have SELECT but not DELETE permissions');
+    assert.equal((await files.exists('a.txt')).data, false);
+    assert.equal((await files.exists('keep/b.txt')).data, true);
+  });
+
+  test('delete: refused while objects remain, invisible to others, then allowed to the owner', async () => {
+    assertStorageError((await user.deleteBucket(own)).error, 'ResourceNotEmpty', '409');
+    await ok(storage.emptyBucket(own));
+    assertStorageError((await stranger.deleteBucket(own)).error, 'NoSuchBucket', '404');
+    assertStorageError((await user.deleteBucket(shared)).error, 'NoSuchBucket', '404');
+    assert.deepEqual(await ok(user.deleteBucket(own)), { message: 'Successfully deleted' });
+    assertStorageError((await storage.getBucket(own)).error, 'NoSuchBucket', '404');
+    assert.equal((await ok(storage.getBucket(shared))).id, shared);
+  });
+});
+
+describe('parameter errors', () => {
+  const post = async (path, body) => {
+    const response = await fetch(`${API_URL}/storage/v1/${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${SERVICE_ROLE_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    assert.equal(response.status, 400);
+    return response.json();
+  };
+
+  before(async () => {
+    await ok(storage.from(privateBucket).upload('params/a.txt', Buffer.from('a')));
+  });
+
+  test('a missing required field or token is MissingParameter', async () => {
+    assert.deepEqual(await post(`object/sign/${privateBucket}/params/a.txt`, {}), {
+      statusCode: '400',
+      code: 'MissingParameter',
+      error: 'MissingParameter',
+      message: 'Missing Required Parameter expiresIn',
+    });
+    const copy = await post('object/copy', { bucketId: privateBucket, sourceKey: 'params/a.txt' });
+    assert.equal(copy.code, 'MissingParameter');
+    assert.equal(copy.message, 'Missing Required Parameter destinationKey');
+    const unsigned = await fetch(`${API_URL}/storage/v1/object/sign/${privateBucket}/params/a.txt`);
+    assert.equal(unsigned.status, 400);
+    const body = await unsigned.json();
+    assert.equal(body.code, 'MissingParameter');
+    assert.equal(body.message, 'Missing Required Parameter token');
+  });
+
+  test('a value of the wrong kind is InvalidParameter', async () => {
+    const zero = await post(`object/sign/${privateBucket}/params/a.txt`, { expiresIn: 0 });
+    assert.equal(zero.code, 'InvalidParameter');
+    const sorted = await storage.listBuckets({ sortColumn: 'owner' });
+    assertStorageError(sorted.error, 'InvalidParameter', '400');
+    assert.equal(sorted.error.message, 'Invalid Parameter sortColumn');
+    const listed = await storage.from(privateBucket).list('params', { sortBy: { column: 'size', order: 'asc' } });
+    assertStorageError(listed.error, 'InvalidParameter', '400');
+  });
+
+  test('a policy’s failed cast (22P02) is InvalidParameter; an INSERT policy alone lets an upload through', async () => {
+    const sub = randomUUID();
+    const typed = userClient(sub).storage.from('typed');
+    const { error } = await typed.upload('not-a-uuid/x.txt', Buffer.from('x'));
+    assertStorageError(error, 'InvalidParameter', '400');
+    assert.match(error.message, /invalid input syntax for type uuid/);
+    await ok(typed.upload(`${sub}/x.txt`, Buffer.from('x')));
+  });
+});
+
+describe('single delete, public info, missing buckets and time-sorted lists', () => {
+  test('DELETE /object/{bucket}/{path} deletes one object, then is NoSuchKey', async () => {
+    await ok(storage.from(privateBucket).upload('single/one.txt', Buffer.from('1')));
+    const url = `${API_URL}/storage/v1/object/${privateBucket}/single/one.txt`;
+    const headers = { authorization: `Bearer ${SERVICE_ROLE_KEY}` };
+    const deleted = await fetch(url, { method: 'DELETE', headers });
+    assert.equal(deleted.status, 200);
+    assert.deepEqual(await deleted.json(), { message: 'Successfully deleted' });
+    assert.equal((await storage.from(privateBucket).exists('single/one.txt')).data, false);
+    const again = await fetch(url, { method: 'DELETE', headers });
+    assert.equal(again.status, 400);
+    assert.equal((await again.json()).code, 'NoSuchKey');
+    const anon = await fetch(`${API_URL}/storage/v1/object/${privateBucket}/http/private.txt`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ANON_KEY}` },
+    });
+    assert.equal((await anon.json()).code, 'NoSuchKey');
+  });
+
+  test('GET /object/info/public/… answers without a token for public buckets only', async () => {
+    await ok(storage.from(publicBucket).upload('info/pub.txt', Buffer.from('info'), { contentType: 'text/plain' }));
+    const response = await fetch(`${API_URL}/storage/v1/object/info/public/${publicBucket}/info/pub.txt`);
+    assert.equal(response.status, 200);
+    const info = await response.json();
+    assert.equal(info.name, 'info/pub.txt');
+    assert.equal(info.bucket_id, publicBucket);
+    assert.equal(info.size, 4);
+    assert.equal(info.content_type, 'text/plain');
+    await ok(storage.from(privateBucket).upload('info/priv.txt', Buffer.from('p')));
+    const hidden = await fetch(`${API_URL}/storage/v1/object/info/public/${privateBucket}/info/priv.txt`);
+    assert.equal(hidden.status, 400);
+    assert.equal((await hidden.json()).code, 'NoSuchBucket');
+  });
+
+  test('remove and batch sign on a missing bucket find nothing, as on Supabase', async () => {
+    const missing = storage.from(`missing-${run}`);
+    assert.deepEqual(await ok(missing.remove(['a.txt'])), []);
+    assert.deepEqual(await ok(missing.createSignedUrls(['a.txt'], 60)), [
+      {
+        error: 'Either the object does not exist or you do not have access to it',
+        path: 'a.txt',
+        signedUrl: null,
+        signedURL: null,
+      },
+    ]);
+  });
+
+  test('list sorted by created_at or updated_at puts folders first, then files in time order', async () => {
+    const files = storage.from(otherBucket);
+    for (const name of ['time/first.txt', 'time/sub/x.txt', 'time/second.txt', 'time/third.txt']) {
+      await ok(files.upload(name, Buffer.from(name)));
+    }
+    const names = async (column, order) =>
+      (await ok(files.list('time', { sortBy: { column, order } }))).map((entry) => entry.name);
+    assert.deepEqual(await names('created_at', 'asc'), ['sub', 'first.txt', 'second.txt', 'third.txt']);
+    assert.deepEqual(await names('created_at', 'desc'), ['sub', 'third.txt', 'second.txt', 'first.txt']);
+    await ok(files.update('time/first.txt', Buffer.from('touched')));
+    assert.deepEqual(await names('updated_at', 'desc'), ['sub', 'first.txt', 'third.txt', 'second.txt']);
   });
 });
 

@@ -15,12 +15,11 @@ use md5::{Digest, Md5};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::{Path, PathPart};
-use object_store::{
-    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart,
-};
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::StorageError;
+use crate::staging::StagedUpload;
 
 /// Bytes read from a local file per chunk of a download; large enough that the per-chunk
 /// thread hand-off does not limit throughput, small enough to keep memory flat.
@@ -137,8 +136,8 @@ impl Blobs {
     }
 
     /// Streams `body` to `key` in parts, counting and hashing as it goes. More than `limit`
-    /// bytes aborts with [`WriteError::TooLarge`]; any failure aborts the upload, so no blob is
-    /// left at `key`.
+    /// bytes aborts with [`WriteError::TooLarge`]; any failure aborts the upload, and so does
+    /// dropping this future (the client went away mid-body), so no blob is left at `key`.
     pub(crate) async fn write<S, E>(
         &self,
         key: &Path,
@@ -149,12 +148,9 @@ impl Blobs {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
-        let upload = self
-            .store
-            .put_multipart(key)
+        let mut upload = StagedUpload::start(Arc::clone(&self.store), key, self.part_size)
             .await
             .map_err(WriteError::Store)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let mut hasher = Md5::new();
         let mut size: u64 = 0;
         let mut body = std::pin::pin!(body);
@@ -171,23 +167,23 @@ impl Blobs {
             hasher.update(&chunk);
             // Bounded parts in flight keep an upload's memory at about
             // part_size * (concurrency + 1), whatever the object's size.
-            if let Err(error) = writer.wait_for_capacity(self.concurrency).await {
+            if let Err(error) = upload.wait_for_capacity(self.concurrency).await {
                 break Err(WriteError::Store(error));
             }
-            writer.put(chunk);
+            if let Err(error) = upload.put(chunk) {
+                break Err(WriteError::Store(error));
+            }
         };
         match outcome {
             Ok(()) => {
-                writer.finish().await.map_err(WriteError::Store)?;
+                upload.finish().await.map_err(WriteError::Store)?;
                 Ok(Written {
                     size,
                     etag: format!("\"{}\"", hex_lower(&hasher.finalize())),
                 })
             }
             Err(error) => {
-                if let Err(abort) = writer.abort().await {
-                    tracing::warn!(error = %abort, "aborting a failed upload failed");
-                }
+                upload.abort().await;
                 Err(error)
             }
         }

@@ -16,6 +16,9 @@ use crate::names::{check_bucket, owner_uuid};
 use crate::request::{Incoming, json_response, json_text_response, read_json};
 use crate::sql::{bucket_json, int_or_null, run, statement};
 
+/// Most names of undeletable objects an empty-bucket refusal lists.
+const MAX_NAMED_REMAINING: usize = 100;
+
 /// What uploads and downloads need to know about a bucket.
 #[derive(Debug, Clone)]
 pub(crate) struct BucketInfo {
@@ -371,7 +374,8 @@ pub(crate) async fn delete(
     Ok(json_response(&json!({ "message": "Successfully deleted" })))
 }
 
-/// `POST /bucket/{id}/empty`: deletes every object the caller may delete, then their blobs.
+/// `POST /bucket/{id}/empty`: deletes every object the caller may delete, then their blobs;
+/// AccessDenied when some visible objects could not be deleted.
 pub(crate) async fn empty(
     app: &App,
     incoming: Incoming,
@@ -393,6 +397,16 @@ pub(crate) async fn empty(
     if visible.is_empty() {
         return Err(StorageError::NoSuchBucket);
     }
+    let listed = tx
+        .query(&statement(
+            [
+                "select o.name from storage.objects o where o.bucket_id = ",
+                " order by o.name collate \"C\"",
+            ],
+            [id.clone().into()],
+        ))
+        .await
+        .map_err(StorageError::from_db)?;
     let deleted = tx
         .query(&statement(
             [
@@ -412,5 +426,20 @@ pub(crate) async fn empty(
         })
         .collect();
     blobs.delete_after_commit(&keys).await;
+    // As Supabase Storage: what the caller may delete is gone; objects it can see but not
+    // delete are named in an AccessDenied.
+    let gone: std::collections::HashSet<&str> = deleted.iter().map(|row| row.get(0)).collect();
+    let remaining: Vec<&str> = listed
+        .iter()
+        .map(|row| row.get::<_, &str>(0))
+        .filter(|name| !gone.contains(name))
+        .take(MAX_NAMED_REMAINING)
+        .collect();
+    if !remaining.is_empty() {
+        return Err(StorageError::AccessDenied(format!(
+            "Cannot delete: {}, you may have SELECT but not DELETE permissions",
+            remaining.join(" ,")
+        )));
+    }
     Ok(json_response(&json!({ "message": "Successfully emptied" })))
 }

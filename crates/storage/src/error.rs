@@ -70,7 +70,11 @@ pub enum StorageError {
     /// A statement ran longer than the role's statement timeout.
     #[error("The connection to the database timed out")]
     DatabaseTimeout(#[source] DbError),
-    /// The database could not be reached or the pool is exhausted.
+    /// Too many connections: no pooled connection became free in time, or PostgreSQL refused
+    /// another one (`53300`). Supabase Storage answers these with a real 429 `SlowDown`.
+    #[error("Too many connections issued to the database")]
+    DatabaseSlowDown(#[source] DbError),
+    /// The database could not be reached or the connection broke.
     #[error("The database is not available. Please try again later.")]
     DatabaseUnavailable(#[source] DbError),
     /// Any other database failure.
@@ -90,8 +94,11 @@ pub enum StorageError {
 impl StorageError {
     /// Maps a database error by SQLSTATE, as Supabase Storage does (42501 -> AccessDenied,
     /// 23505 -> ResourceAlreadyExists, other class 23 -> InvalidRequest, 57014 ->
-    /// DatabaseTimeout, 22P02 -> InvalidParameter).
+    /// DatabaseTimeout, 22P02 -> InvalidParameter, connection pressure -> SlowDown).
     pub fn from_db(error: DbError) -> Self {
+        if matches!(error, DbError::PoolTimeout) || error.sqlstate() == Some("53300") {
+            return Self::DatabaseSlowDown(error);
+        }
         if error.is_unavailable() {
             return Self::DatabaseUnavailable(error);
         }
@@ -122,8 +129,11 @@ impl StorageError {
             Self::InvalidMimeType(_) => 415,
             Self::InvalidRange { .. } => 416,
             Self::DatabaseTimeout(_) => 544,
-            Self::DatabaseUnavailable(_) => 503,
-            Self::Database(_) | Self::Backend(_) | Self::Internal(_) => 500,
+            Self::DatabaseSlowDown(_) => 429,
+            Self::Database(_)
+            | Self::DatabaseUnavailable(_)
+            | Self::Backend(_)
+            | Self::Internal(_) => 500,
             _ => 400,
         }
     }
@@ -148,8 +158,8 @@ impl StorageError {
             Self::InvalidRange { .. } => "InvalidRange",
             Self::RouteNotFound(_) => "not_found",
             Self::DatabaseTimeout(_) => "DatabaseTimeout",
-            Self::DatabaseUnavailable(_) => "DatabaseConnectionLimit",
-            Self::Database(_) => "DatabaseError",
+            Self::DatabaseSlowDown(_) => "SlowDown",
+            Self::Database(_) | Self::DatabaseUnavailable(_) => "DatabaseError",
             Self::Backend(_) | Self::Internal(_) => "InternalError",
         }
     }
@@ -165,18 +175,23 @@ impl StorageError {
             Self::InvalidMimeType(_) => "invalid_mime_type",
             Self::InvalidBucketName => "Invalid Input",
             Self::InvalidRange { .. } => "invalid_range",
-            Self::Database(_) | Self::Backend(_) | Self::Internal(_) => "Internal",
+            Self::DatabaseSlowDown(_) => "too_many_connections",
+            Self::Database(_)
+            | Self::DatabaseUnavailable(_)
+            | Self::Backend(_)
+            | Self::Internal(_) => "Internal",
             other => other.code(),
         }
     }
 
     /// The real HTTP status: Storage answers 400 for every client error (the real status is
-    /// only in the body) and keeps 416, 5xx and 544 as they are.
+    /// only in the body) and keeps 416, 429, 5xx and 544 as they are.
     fn http_status(&self) -> StatusCode {
         let body_status = self.body_status();
         match body_status {
             404 if matches!(self, Self::RouteNotFound(_)) => StatusCode::NOT_FOUND,
             416 => StatusCode::RANGE_NOT_SATISFIABLE,
+            429 => StatusCode::TOO_MANY_REQUESTS,
             status if status >= 500 => {
                 StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -273,5 +288,23 @@ mod tests {
         assert_eq!(body["message"], "Internal Server Error");
         let (status, _) = body_of(StorageError::InvalidRange { size: 3 }).await;
         assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+        let (status, body) = body_of(StorageError::DatabaseUnavailable(DbError::Unavailable(
+            "connection refused".into(),
+        )))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["code"], "DatabaseError");
+    }
+
+    #[tokio::test]
+    async fn connection_pressure_is_a_real_429_slow_down() {
+        let error = StorageError::from_db(DbError::PoolTimeout);
+        let (status, body) = body_of(error).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            body,
+            json!({"statusCode": "429", "code": "SlowDown", "error": "too_many_connections",
+                   "message": "Too many connections issued to the database"})
+        );
     }
 }

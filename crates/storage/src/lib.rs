@@ -15,6 +15,7 @@ mod request;
 mod route;
 mod sign;
 mod sql;
+mod staging;
 mod upload;
 
 use std::path::PathBuf;

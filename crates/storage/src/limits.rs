@@ -5,12 +5,12 @@ use std::ops::Range;
 
 use crate::error::StorageError;
 
-/// Objects with this suffix are the dashboard's empty-folder markers; Storage skips the size and
-/// MIME checks for them.
+/// Objects with this suffix are the dashboard's empty-folder markers. Supabase Storage skips the
+/// MIME check for them and limits them to zero bytes.
 const FOLDER_PLACEHOLDER: &str = ".emptyFolderPlaceholder";
 
 /// The effective size limit: the server's, lowered by the bucket's own.
-pub(crate) fn size_limit(global: u64, bucket: Option<i64>) -> u64 {
+fn size_limit(global: u64, bucket: Option<i64>) -> u64 {
     match bucket.and_then(|limit| u64::try_from(limit).ok()) {
         Some(limit) => limit.min(global),
         None => global,
@@ -20,6 +20,17 @@ pub(crate) fn size_limit(global: u64, bucket: Option<i64>) -> u64 {
 /// True when `name` is an empty-folder marker.
 pub(crate) fn is_placeholder(name: &str) -> bool {
     name.ends_with(FOLDER_PLACEHOLDER)
+}
+
+/// The most bytes object `name` may hold: the smaller of the server's and the bucket's limit,
+/// and nothing at all for an empty-folder marker (a marker is how an empty folder exists, never
+/// a way around the limits).
+pub(crate) fn object_size_limit(name: &str, global: u64, bucket: Option<i64>) -> u64 {
+    if is_placeholder(name) {
+        0
+    } else {
+        size_limit(global, bucket)
+    }
 }
 
 /// Checks `content_type` against a bucket's allow-list (`image/*` patterns allowed). The
@@ -146,6 +157,17 @@ mod tests {
         assert!(!valid_mime_pattern("image"));
         assert!(!valid_mime_pattern("a/b/c"));
         assert!(is_placeholder("a/.emptyFolderPlaceholder"));
+    }
+
+    #[test]
+    fn folder_placeholders_hold_no_bytes() {
+        assert_eq!(object_size_limit("a/.emptyFolderPlaceholder", 100, None), 0);
+        assert_eq!(
+            object_size_limit("x.emptyFolderPlaceholder", 100, Some(50)),
+            0
+        );
+        assert_eq!(object_size_limit("a/photo.png", 100, Some(50)), 50);
+        assert_eq!(object_size_limit("a/photo.png", 100, None), 100);
     }
 
     #[test]

@@ -13,12 +13,12 @@ use crate::access::{TokenRule, resolve_caller};
 use crate::blob::Blobs;
 use crate::bucket;
 use crate::error::StorageError;
-use crate::limits::{check_mime, is_placeholder, size_limit};
+use crate::limits::{check_mime, is_placeholder, object_size_limit};
 use crate::names::{check_bucket, check_key};
 use crate::request::{Incoming, json_response, json_text_response, read_json};
 use crate::route::ObjectPath;
 use crate::sql::statement;
-use crate::upload::{Described, Writer, current_version, lock_object, row_statement};
+use crate::upload::{Described, Writer, current_version, lock_object, write_row};
 
 /// Most names one remove call accepts, as Storage.
 const MAX_REMOVE: usize = 1000;
@@ -226,11 +226,17 @@ async fn check_destination(
     source: &SourceRow,
 ) -> Result<(), StorageError> {
     let bucket = bucket::find(app, incoming, &destination.bucket).await?;
+    let limit = object_size_limit(
+        &destination.name,
+        app.config.storage.max_file_size,
+        bucket.file_size_limit,
+    );
+    if source.size > limit {
+        return Err(StorageError::EntityTooLarge);
+    }
+    // A folder placeholder skips only the MIME check (its limit above is zero bytes).
     if is_placeholder(&destination.name) {
         return Ok(());
-    }
-    if source.size > size_limit(app.config.storage.max_file_size, bucket.file_size_limit) {
-        return Err(StorageError::EntityTooLarge);
     }
     check_mime(
         &source.described.mimetype,
@@ -353,21 +359,16 @@ pub(crate) async fn copy_object(
     let version = uuid::Uuid::new_v4().to_string();
     let size = i64::try_from(row.size).unwrap_or(i64::MAX);
     // The row first: RLS and the unique name decide before any bytes are copied.
-    let inserted = tx
-        .query(&row_statement(
-            &destination,
-            &writer,
-            &version,
-            &row.etag,
-            size,
-            &described,
-        ))
-        .await
-        .map_err(StorageError::from_db)?;
-    let id: String = inserted
-        .first()
-        .map(|row| row.get(0))
-        .ok_or_else(|| StorageError::Internal("the copy insert returned no row".into()))?;
+    let id = write_row(
+        &tx,
+        &destination,
+        &writer,
+        &version,
+        &row.etag,
+        size,
+        &described,
+    )
+    .await?;
     let from = Blobs::key(&source.bucket, &source.name, &row.version);
     let to = Blobs::key(&destination.bucket, &destination.name, &version);
     blobs

@@ -6,7 +6,7 @@
 //! the body is streamed to a new blob key (limits enforced while streaming); then, in one
 //! transaction under an advisory lock on the object, the row is written as the writer and the
 //! previous version is read; after commit the previous blob is removed. A denied or failed write
-//! leaves no blob and no row.
+//! leaves no blob and no row, and so does a client that goes away in the middle of the body.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -26,7 +26,7 @@ use crate::access::{TokenRule, resolve_caller};
 use crate::blob::Blobs;
 use crate::bucket::{self, BucketInfo};
 use crate::error::StorageError;
-use crate::limits::{check_mime, is_placeholder, size_limit};
+use crate::limits::{check_mime, is_placeholder, object_size_limit};
 use crate::names::{check_bucket, check_key, owner_uuid};
 use crate::request::{Incoming, json_response};
 use crate::route::ObjectPath;
@@ -49,8 +49,8 @@ const DEFAULT_MIME: &str = "application/octet-stream";
 macro_rules! insert_object {
     () => {
         "insert into storage.objects as o \
-           (bucket_id, name, owner, owner_id, version, metadata, user_metadata) \
-         select p.bucket_id, p.name, p.owner::uuid, p.owner_id, p.version, \
+           (id, bucket_id, name, owner, owner_id, version, metadata, user_metadata) \
+         select p.id::uuid, p.bucket_id, p.name, p.owner::uuid, p.owner_id, p.version, \
            jsonb_build_object('eTag', p.etag, 'size', p.size, 'mimetype', p.mimetype, \
              'cacheControl', p.cache_control, \
              'lastModified', to_char(now() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
@@ -136,12 +136,14 @@ pub(crate) async fn receive(
     check_bucket(&path.bucket)?;
     check_key(&path.name)?;
     let bucket = bucket::find(app, incoming, &path.bucket).await?;
+    // Supabase Storage exempts a folder placeholder from the MIME check only; its size limit is
+    // zero, so the marker cannot carry content past the bucket's or the server's limits.
     let placeholder = is_placeholder(&path.name);
-    let limit = if placeholder {
-        u64::MAX
-    } else {
-        size_limit(app.config.storage.max_file_size, bucket.file_size_limit)
-    };
+    let limit = object_size_limit(
+        &path.name,
+        app.config.storage.max_file_size,
+        bucket.file_size_limit,
+    );
     let content_type = incoming.header(header::CONTENT_TYPE).map(str::to_owned);
     let is_multipart = content_type.as_deref().is_some_and(|ct| {
         ct.trim_start()
@@ -343,10 +345,7 @@ async fn probe(
     described: &Described,
 ) -> Result<(), StorageError> {
     let tx = app.db.begin(ctx).await.map_err(StorageError::from_db)?;
-    let probed = tx
-        .query(&row_statement(path, writer, version, "", 0, described))
-        .await
-        .map_err(StorageError::from_db);
+    let probed = write_row(&tx, path, writer, version, "", 0, described).await;
     tx.rollback().await.map_err(StorageError::from_db)?;
     probed.map(drop)
 }
@@ -385,21 +384,7 @@ async fn commit_row(
     lock_object(&tx, &path.bucket, &path.name).await?;
     let previous = current_version(&tx, path).await?;
     let size = i64::try_from(written.size).unwrap_or(i64::MAX);
-    let rows = tx
-        .query(&row_statement(
-            path,
-            writer,
-            version,
-            &written.etag,
-            size,
-            described,
-        ))
-        .await
-        .map_err(StorageError::from_db)?;
-    let id: String = rows
-        .first()
-        .map(|row| row.get(0))
-        .ok_or_else(|| StorageError::Internal("the object insert returned no row".into()))?;
+    let id = write_row(&tx, path, writer, version, &written.etag, size, described).await?;
     tx.commit().await.map_err(StorageError::from_db)?;
     Ok((Stored { id }, previous))
 }
@@ -442,10 +427,42 @@ pub(crate) async fn current_version(
     Ok(rows.first().and_then(|row| row.get(0)))
 }
 
-/// The INSERT (or upsert) of an object row, returning its id.
-pub(crate) fn row_statement(
+/// Writes an object's row (INSERT, or upsert) in `tx` and returns its id. A plain insert brings
+/// its own id instead of `RETURNING` it: under RLS, `RETURNING` also needs the row to pass a
+/// SELECT policy, and an upload on Supabase needs only INSERT. An upsert returns the id of the
+/// row it inserted or updated, which needs SELECT there as well.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the row's inputs are all distinct facts of one write"
+)]
+pub(crate) async fn write_row(
+    tx: &RequestTx,
     path: &ObjectPath,
     writer: &Writer,
+    version: &str,
+    etag: &str,
+    size: i64,
+    described: &Described,
+) -> Result<String, StorageError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let statement = row_statement(path, writer, &id, version, etag, size, described);
+    if !writer.upsert {
+        tx.execute(&statement)
+            .await
+            .map_err(StorageError::from_db)?;
+        return Ok(id);
+    }
+    let rows = tx.query(&statement).await.map_err(StorageError::from_db)?;
+    rows.first()
+        .map(|row| row.get(0))
+        .ok_or_else(|| StorageError::Internal("the object upsert returned no row".into()))
+}
+
+/// The INSERT (or upsert, returning the id) of an object row.
+fn row_statement(
+    path: &ObjectPath,
+    writer: &Writer,
+    id: &str,
     version: &str,
     etag: &str,
     size: i64,
@@ -454,6 +471,7 @@ pub(crate) fn row_statement(
     let mut statement = statement(
         [
             "with p as (select ",
+            " as id, ",
             " as bucket_id, ",
             " as name, ",
             " as owner, ",
@@ -466,6 +484,7 @@ pub(crate) fn row_statement(
             " as user_metadata) ",
         ],
         [
+            id.into(),
             path.bucket.clone().into(),
             path.name.clone().into(),
             owner_uuid(writer.owner.as_deref()).into(),
@@ -488,7 +507,7 @@ pub(crate) fn row_statement(
              returning o.id::text"
         ));
     } else {
-        statement.push_sql(concat!(insert_object!(), " returning o.id::text"));
+        statement.push_sql(insert_object!());
     }
     statement
 }

@@ -13,7 +13,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 
-use crate::support::{Storage, error_code, files_under, row_count};
+use crate::support::{Storage, error_code, files_under, row_count, wait_for};
 
 fn etag_of(bytes: &[u8]) -> String {
     format!("\"{}\"", hex(&Md5::digest(bytes)))
@@ -235,7 +235,7 @@ async fn killing_the_server_mid_upload_leaves_no_row_and_no_visible_object() {
     }
     // Wait until the server has written parts of the upload to the store.
     let bucket_dir = dir.path().join("big");
-    let staged = wait_for(Duration::from_secs(20), || {
+    let staged = wait_for(Duration::from_secs(20), async || {
         files_under(&bucket_dir)
             .iter()
             .map(|file| std::fs::metadata(bucket_dir.join(file)).map_or(0, |m| m.len()))
@@ -307,15 +307,4 @@ fn tokio_stream_from(
     mut receiver: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
-}
-
-async fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }

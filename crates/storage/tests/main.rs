@@ -12,3 +12,4 @@ mod consistency;
 mod s3;
 mod schema;
 mod support;
+mod uploads;

@@ -14,7 +14,10 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use serde_json::{Value, json};
 
-use crate::support::{error_code, row_count};
+use crate::support::{RawUpload, error_code, row_count, wait_for};
+
+/// How long a test waits for an effect on the S3 server before it fails.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 const S3_BUCKET: &str = "manifold-objects";
 /// What to do when the S3 server is missing.
@@ -278,4 +281,75 @@ async fn objects_live_in_s3_with_one_blob_per_current_version() {
         .unwrap();
     assert_eq!(removed.as_array().unwrap().len(), 2);
     assert_eq!(keys_under(&store, "media").await, Vec::<String>::new());
+}
+
+/// Multipart uploads in progress in the S3 bucket, by key (ListMultipartUploads; moto answers
+/// it unsigned).
+async fn uploads_in_progress(moto: &MotoServer) -> Vec<String> {
+    let listing = reqwest::get(format!("{}/{S3_BUCKET}?uploads", moto.endpoint))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    listing
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</Key>").map(|(key, _)| key.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_upload_leaves_no_s3_multipart_upload() {
+    let moto = MotoServer::start().await;
+    let db = TestDb::create().await;
+    let s3 = moto.config();
+    let server = TestServer::start_with(&db, |config| {
+        config.storage.backend = StorageBackend::S3;
+        config.storage.s3 = s3;
+    })
+    .await;
+    let auth = format!("Bearer {}", server.keys.service_role_key);
+    let created = reqwest::Client::new()
+        .post(server.endpoint("/storage/v1/bucket"))
+        .header("authorization", &auth)
+        .json(&json!({"name": "cut"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+
+    let mut upload = RawUpload::start(
+        &server.url,
+        "/storage/v1/object/cut/big.bin",
+        &auth,
+        64 << 20,
+    )
+    .await;
+    let chunk = vec![3u8; 1 << 20];
+    for _ in 0..12 {
+        upload.send(&chunk).await;
+    }
+    // The server has opened its S3 multipart upload…
+    let opened = wait_for(PATIENCE, async || {
+        uploads_in_progress(&moto).await.len() == 1
+    })
+    .await;
+    assert!(opened, "the upload never started on S3");
+    // …when the client goes away: the dropped request must abort it.
+    drop(upload);
+    let aborted = wait_for(PATIENCE, async || {
+        uploads_in_progress(&moto).await.is_empty()
+    })
+    .await;
+    assert!(
+        aborted,
+        "a multipart upload was left on S3: {:?}",
+        uploads_in_progress(&moto).await
+    );
+    assert_eq!(row_count(&db, "cut", "big.bin").await, 0);
+    assert_eq!(
+        keys_under(&moto.client(), "cut").await,
+        Vec::<String>::new()
+    );
 }

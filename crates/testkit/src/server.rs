@@ -39,7 +39,7 @@ impl TestServer {
         let pool = create_pool(
             &db.api_url,
             config.database.pool_size,
-            Duration::from_secs(10),
+            Duration::from_millis(config.database.pool_timeout_ms),
         )
         .unwrap();
         let db_pool = Db::new(pool);
