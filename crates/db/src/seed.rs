@@ -34,6 +34,9 @@ pub struct SeedOptions {
     pub slug: String,
     /// Password of every seeded user.
     pub password: String,
+    /// Builds the bulk tables' secondary indexes once at the end instead of row by row (takes
+    /// exclusive locks on them: for fresh benchmark databases).
+    pub bulk: bool,
 }
 
 impl SeedOptions {
@@ -49,6 +52,7 @@ impl SeedOptions {
             history_days: 180,
             slug: "demo-gas".to_owned(),
             password: "demo-password".to_owned(),
+            bulk: false,
         }
     }
 
@@ -64,6 +68,7 @@ impl SeedOptions {
             history_days: 365,
             slug: "scale-gas".to_owned(),
             password: "demo-password".to_owned(),
+            bulk: true,
         }
     }
 }

@@ -19,6 +19,12 @@ create or replace function pg_temp.manifold_seed_id(org uuid, kind text, key tex
 language sql immutable parallel safe
 as $$ select md5(org::text || ':' || kind || ':' || key)::uuid $$;
 
+-- Ids of the bulk rows (cylinders, events): a per-organization prefix and a counter, so their
+-- indexes fill in order instead of at random pages.
+create or replace function pg_temp.manifold_seed_seq_id(org uuid, kind text, n bigint) returns uuid
+language sql immutable parallel safe
+as $$ select (left(md5(org::text || ':' || kind), 16) || lpad(to_hex(n), 16, '0'))::uuid $$;
+
 -- The customer's delivery weekday (Mon-Fri) on or after `d`.
 create or replace function pg_temp.manifold_seed_snap(d date, customer int) returns date
 language sql immutable parallel safe
@@ -45,6 +51,8 @@ declare
   v_slug text;
   v_depot uuid;
   v_plant uuid;
+  v_plant_user uuid;
+  v_def text;
   v_started timestamptz := clock_timestamp();
   v_orgs_out jsonb := '[]'::jsonb;
   v_rows bigint;
@@ -52,8 +60,8 @@ declare
   v_bottles_total bigint := 0;
   v_deliveries bigint := 0;
 begin
-  if v_orgs < 1 or v_bottles < 1 or v_customers < 1 or v_drivers < 1 or v_turns < 1 then
-    raise exception 'organizations, bottles, customers, drivers and turns must be at least 1'
+  if v_orgs < 1 or v_bottles < 1 or v_customers < 1 or v_drivers < 1 or v_turns not between 1 and 7 then
+    raise exception 'organizations, bottles, customers and drivers must be at least 1, rounds 1 to 7'
       using errcode = '22023';
   end if;
   v_span := v_days / (v_turns + 1);
@@ -65,6 +73,28 @@ begin
     raise exception 'a password for the seeded users is required' using errcode = '22023';
   end if;
   v_pw := crypt(p ->> 'password', gen_salt('bf', 10));
+  -- Bulk mode (benchmark scale into a fresh database): the secondary indexes of the bulk tables
+  -- are dropped while the rows go in and built once at the end, which is several times faster
+  -- than maintaining them row by row. (The custody exclusion constraint stays: rebuilding its
+  -- GiST index costs more than checking it per row.) It takes exclusive locks on those tables
+  -- for the duration of the seed.
+  create temp table seed_deferred (kind text, name text, tbl regclass, def text) on commit drop;
+  set local maintenance_work_mem = '512MB';
+  if coalesce((p ->> 'bulk')::boolean, false) then
+    insert into seed_deferred
+    select 'index', quote_ident(n.nspname) || '.' || quote_ident(c.relname), i.indrelid::regclass,
+           pg_get_indexdef(i.indexrelid)
+    from pg_index i
+    join pg_class c on c.oid = i.indexrelid
+    join pg_namespace n on n.oid = c.relnamespace
+    where i.indrelid in ('public.bottles'::regclass, 'public.bottle_events'::regclass,
+                         'public.rentals'::regclass, 'public.deliveries'::regclass,
+                         'public.delivery_items'::regclass, 'public.routes'::regclass)
+      and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid);
+    for v_def in select d.name from seed_deferred d where d.kind = 'index' loop
+      execute 'drop index ' || v_def;
+    end loop;
+  end if;
   -- Day 0 of every cylinder's history; the partial last round ends before today.
   v_base := current_date - v_days;
 
@@ -107,6 +137,7 @@ begin
            'email', now(), now()
     from seed_people s;
 
+    v_plant_user := pg_temp.manifold_seed_id(v_org, 'user', 'plant1');
     v_depot := pg_temp.manifold_seed_id(v_org, 'location', 'depot');
     v_plant := pg_temp.manifold_seed_id(v_org, 'location', 'plant');
     insert into locations (id, organization_id, kind, name, address, lat, lng) values
@@ -196,12 +227,14 @@ begin
       from r
       where r.j < v_turns or r.stage > 0
     )
+    , x as (
     select d.i, d.j, d.stage, d.customer, d.out_day,
            case when d.j < v_turns then d.back_day end as back_day,
            (1 + pg_temp.manifold_seed_hash(d.customer * 100003 + (d.out_day - date '2000-01-01')) % v_drivers)::int
              as driver_out,
-           (1 + pg_temp.manifold_seed_hash(d.customer * 100003 + (d.back_day - date '2000-01-01')) % v_drivers)::int
-             as driver_back,
+           case when d.j < v_turns then
+             (1 + pg_temp.manifold_seed_hash(d.customer * 100003 + (d.back_day - date '2000-01-01')) % v_drivers)::int
+           end as driver_back,
            d.out_day - 1 + interval '14 hours' as fill_at,
            case when d.j = v_turns and d.stage = 2
                 then least(d.out_day + interval '6 hours', now() - interval '1 minute')
@@ -209,7 +242,21 @@ begin
            d.out_day + interval '10 hours' + make_interval(mins => (d.h % 120)::int) as deliver_at,
            case when d.j < v_turns then d.back_day + interval '11 hours' end as return_at,
            case when d.j < v_turns then d.back_day + interval '17 hours' end as unload_at
-    from d;
+    from d
+    )
+    -- The ids each round's scans refer to, computed once per round rather than per scan.
+    select x.*,
+           pg_temp.manifold_seed_seq_id(v_org, 'bottle', x.i) as bottle_id,
+           pg_temp.manifold_seed_id(v_org, 'customer', x.customer::text) as customer_id,
+           pg_temp.manifold_seed_id(v_org, 'vehicle', x.driver_out::text) as vehicle_out,
+           pg_temp.manifold_seed_id(v_org, 'vehicle', x.driver_back::text) as vehicle_back,
+           pg_temp.manifold_seed_id(v_org, 'user', 'driver' || x.driver_out) as user_out,
+           pg_temp.manifold_seed_id(v_org, 'user', 'driver' || x.driver_back) as user_back,
+           pg_temp.manifold_seed_id(v_org, 'delivery', x.customer || ':' || x.out_day) as delivery_out,
+           pg_temp.manifold_seed_id(v_org, 'delivery', x.customer || ':' || x.back_day) as delivery_back,
+           pg_temp.manifold_seed_id(v_org, 'route', x.driver_out || ':' || x.out_day) as route_out,
+           pg_temp.manifold_seed_id(v_org, 'route', x.driver_back || ':' || x.back_day) as route_back
+    from x;
     create index on seed_rounds (i, j);
     analyze seed_rounds;
 
@@ -221,7 +268,7 @@ begin
                          pressure_unit, material, manufacturer, manufacture_date, ownership, fill_state,
                          current_location_id, current_vehicle_id, current_customer_id, custody_since,
                          last_event_id, last_event_at, last_filled_at, created_at, updated_at)
-    select pg_temp.manifold_seed_id(v_org, 'bottle', b.i::text), v_org, t.id,
+    select pg_temp.manifold_seed_seq_id(v_org, 'bottle', b.i), v_org, t.id,
            'SN' || lpad(b.i::text, 8, '0'), 'GC' || lpad(b.i::text, 8, '0'), t.code, t.description, t.size,
            t.class, t.gas, s.status, null, case when s.status = 'at_customer' then cu.name end,
            -- As the engine keeps them: the start of the latest stay, the end of the last closed one.
@@ -258,8 +305,8 @@ begin
              case coalesce(p.stage, 0) when 0 then l.unload_at when 1 then p.fill_at
                when 2 then p.load_at else p.deliver_at end as since,
              case when p.stage is null
-                  then pg_temp.manifold_seed_id(v_org, 'event', b.i || ':' || l.j || ':5')
-                  else pg_temp.manifold_seed_id(v_org, 'event', b.i || ':' || p.j || ':' || p.stage) end
+                  then pg_temp.manifold_seed_seq_id(v_org, 'event', b.i * 64 + l.j * 8 + 5)
+                  else pg_temp.manifold_seed_seq_id(v_org, 'event', b.i * 64 + p.j * 8 + p.stage) end
                as event_id
     ) s;
     get diagnostics v_rows = row_count;
@@ -269,9 +316,9 @@ begin
     insert into bottle_events (id, organization_id, occurred_at, recorded_at, event_type, bottle_id,
                                bottle_type_id, from_status, to_status, fill_state_after, location_id,
                                actor_user_id, device_id, scan_method, raw_code, data, applied)
-    select pg_temp.manifold_seed_id(v_org, 'event', b.i || ':register'), v_org,
+    select pg_temp.manifold_seed_seq_id(v_org, 'event', b.i * 64 + 7), v_org,
            v_base + interval '8 hours', v_base + interval '8 hours', 'register',
-           pg_temp.manifold_seed_id(v_org, 'bottle', b.i::text), t.id, null, 'empty', 'empty', v_depot,
+           pg_temp.manifold_seed_seq_id(v_org, 'bottle', b.i), t.id, null, 'empty', 'empty', v_depot,
            pg_temp.manifold_seed_id(v_org, 'user', 'plant1'), 'plant-scanner-1', 'barcode',
            'GC' || lpad(b.i::text, 8, '0'),
            '{"requested_status": "empty", "ownership": "company", "owner_customer_id": null}', true
@@ -284,20 +331,14 @@ begin
                                bottle_type_id, from_status, to_status, fill_state_after, customer_id,
                                location_id, vehicle_id, delivery_id, route_id, actor_user_id, device_id,
                                scan_method, raw_code, data, applied)
-    select pg_temp.manifold_seed_id(v_org, 'event', r.i || ':' || r.j || ':' || k.step), v_org,
-           k.at, k.at, k.event_type, pg_temp.manifold_seed_id(v_org, 'bottle', r.i::text), t.id,
-           k.from_status, k.to_status, k.fill_after,
-           case when k.step in (3, 4) then pg_temp.manifold_seed_id(v_org, 'customer', r.customer::text) end,
+    select pg_temp.manifold_seed_seq_id(v_org, 'event', r.i * 64 + r.j * 8 + k.step), v_org,
+           k.at, k.at, k.event_type, r.bottle_id, t.id, k.from_status, k.to_status, k.fill_after,
+           case when k.step in (3, 4) then r.customer_id end,
            case k.step when 1 then v_plant when 5 then v_depot end,
-           case when k.step in (2, 3) then pg_temp.manifold_seed_id(v_org, 'vehicle', r.driver_out::text)
-                when k.step = 4 then pg_temp.manifold_seed_id(v_org, 'vehicle', r.driver_back::text) end,
-           case when k.step = 3 then pg_temp.manifold_seed_id(v_org, 'delivery', r.customer || ':' || r.out_day)
-                when k.step = 4 then pg_temp.manifold_seed_id(v_org, 'delivery', r.customer || ':' || r.back_day) end,
-           case when k.step in (2, 3) then pg_temp.manifold_seed_id(v_org, 'route', r.driver_out || ':' || r.out_day)
-                when k.step = 4 then pg_temp.manifold_seed_id(v_org, 'route', r.driver_back || ':' || r.back_day) end,
-           case when k.step = 1 then pg_temp.manifold_seed_id(v_org, 'user', 'plant1')
-                when k.step in (2, 3) then pg_temp.manifold_seed_id(v_org, 'user', 'driver' || r.driver_out)
-                else pg_temp.manifold_seed_id(v_org, 'user', 'driver' || r.driver_back) end,
+           case when k.step in (2, 3) then r.vehicle_out when k.step = 4 then r.vehicle_back end,
+           case k.step when 3 then r.delivery_out when 4 then r.delivery_back end,
+           case when k.step in (2, 3) then r.route_out when k.step = 4 then r.route_back end,
+           case when k.step = 1 then v_plant_user when k.step in (2, 3) then r.user_out else r.user_back end,
            case when k.step = 1 then 'plant-scanner-1' else 'handheld-' || k.driver end,
            'barcode', 'GC' || lpad(r.i::text, 8, '0'), '{}', true
     from seed_rounds r
@@ -317,12 +358,11 @@ begin
     insert into rentals (organization_id, customer_id, bottle_id, bottle_type_id, rental_start_date,
                          rental_end_date, status, started_at, ended_at, start_event_id, end_event_id,
                          end_reason, billable)
-    select v_org, pg_temp.manifold_seed_id(v_org, 'customer', r.customer::text),
-           pg_temp.manifold_seed_id(v_org, 'bottle', r.i::text), t.id, r.out_day,
+    select v_org, r.customer_id, r.bottle_id, t.id, r.out_day,
            r.back_day, case when r.back_day is null then 'active' else 'closed' end,
            r.deliver_at, r.return_at,
-           pg_temp.manifold_seed_id(v_org, 'event', r.i || ':' || r.j || ':3'),
-           case when r.back_day is not null then pg_temp.manifold_seed_id(v_org, 'event', r.i || ':' || r.j || ':4') end,
+           pg_temp.manifold_seed_seq_id(v_org, 'event', r.i * 64 + r.j * 8 + 3),
+           case when r.back_day is not null then pg_temp.manifold_seed_seq_id(v_org, 'event', r.i * 64 + r.j * 8 + 4) end,
            case when r.back_day is not null then 'returned' end, true
     from seed_rounds r
     join seed_types t on t.n = 1 + (r.i % 8)
@@ -389,12 +429,12 @@ begin
     select v_org, x.delivery_id, x.type_id, sum(x.delivered),
            coalesce(sum(x.delivered) filter (where not x.today), 0), sum(x.returned), 25.00
     from (
-      select pg_temp.manifold_seed_id(v_org, 'delivery', r.customer || ':' || r.out_day) as delivery_id,
-             t.id as type_id, 1 as delivered, 0 as returned, r.j = v_turns and r.stage = 2 as today
+      select r.delivery_out as delivery_id, t.id as type_id, 1 as delivered, 0 as returned,
+             r.j = v_turns and r.stage = 2 as today
       from seed_rounds r join seed_types t on t.n = 1 + (r.i % 8)
       where r.j < v_turns or r.stage >= 2
       union all
-      select pg_temp.manifold_seed_id(v_org, 'delivery', r.customer || ':' || r.back_day), t.id, 0, 1, false
+      select r.delivery_back, t.id, 0, 1, false
       from seed_rounds r join seed_types t on t.n = 1 + (r.i % 8)
       where r.j < v_turns
     ) x
@@ -403,6 +443,10 @@ begin
     set local session_replication_role = origin;
     drop table seed_people, seed_types, seed_rounds, seed_stops;
     v_orgs_out := v_orgs_out || jsonb_build_object('id', v_org, 'slug', v_slug);
+  end loop;
+
+  for v_def in select d.def from seed_deferred d where d.kind = 'index' loop
+    execute v_def;
   end loop;
 
   return jsonb_build_object(

@@ -14,6 +14,7 @@ fn small() -> SeedOptions {
         history_days: 60,
         slug: "seed-test".to_owned(),
         password: "seed-password".to_owned(),
+        bulk: false,
     }
 }
 
@@ -47,7 +48,28 @@ async fn snapshot(client: &tokio_postgres::Client) -> Vec<String> {
 async fn seeded_history_is_what_the_event_engine_replays() {
     let db = TestDb::create().await;
     let mut client = db.admin().await;
-    let report = seed(&mut client, &small()).await.unwrap();
+    // Bulk mode drops the secondary indexes and the custody exclusion while writing: every one
+    // of them is back afterwards.
+    let indexes = "select string_agg(indexdef, ';' order by indexdef) from pg_indexes \
+                   where schemaname = 'public' and tablename in \
+                   ('bottles', 'bottle_events', 'rentals', 'deliveries', 'delivery_items', 'routes')";
+    let before_indexes: String = client.query_one(indexes, &[]).await.unwrap().get(0);
+    let options = SeedOptions {
+        bulk: true,
+        ..small()
+    };
+    let report = seed(&mut client, &options).await.unwrap();
+    let after_indexes: String = client.query_one(indexes, &[]).await.unwrap().get(0);
+    assert_eq!(before_indexes, after_indexes);
+    let exclusion: i64 = client
+        .query_one(
+            "select count(*) from pg_constraint where conname = 'rentals_one_custody' and contype = 'x'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(exclusion, 1);
     assert_eq!(report.organizations.len(), 2);
     assert_eq!(report.bottles, 80);
     // A registration, five scans per complete round, and 0-3 scans of the partial last round.
