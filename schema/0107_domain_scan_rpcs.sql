@@ -579,6 +579,12 @@ begin
   perform app.require_in_org(org, 'customer', p_customer_id);
   if p_delivery_id is not null then
     d := app.workable_delivery(org, p_delivery_id);
+    -- Quantities booked on a stop belong to that stop's customer, and a closed stop's counts
+    -- are fixed by its proof of delivery (as ship_bottles and record_return require).
+    if d.customer_id <> p_customer_id then
+      perform app.http_error(422, 'customer_mismatch', 'the delivery is for another customer');
+    end if;
+    perform app.require_open_delivery(d);
   elsif app.current_role() = 'driver' then
     raise exception 'a driver records quantities on one of their deliveries (p_delivery_id)' using errcode = '42501';
   end if;

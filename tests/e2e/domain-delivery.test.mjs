@@ -140,6 +140,14 @@ describe('complete_delivery', () => {
       409, 'delivery_closed', 'the delivery is completed');
     refused(await X.as('manager').rpc('record_return', { p_customer_id: X.ids.weld, p_scans: [g1.code], p_delivery_id: X.ids.d1 }),
       409, 'delivery_closed', 'the delivery is completed');
+    // Not-scanned quantities too: a closed stop's counts are fixed, and a stop's quantities
+    // belong to its own customer.
+    const lines = [{ product_code: 'OX200', delivered: 1 }];
+    refused(await X.as('manager').rpc('record_not_scanned', { p_customer_id: X.ids.weld, p_lines: lines, p_delivery_id: X.ids.d1 }),
+      409, 'delivery_closed', 'the delivery is completed');
+    refused(await X.as('manager').rpc('record_not_scanned', { p_customer_id: X.ids.weld, p_lines: lines, p_delivery_id: X.ids.d2 }),
+      422, 'customer_mismatch', 'the delivery is for another customer');
+    assert.deepEqual(await rowsOf('balance_adjustments', X, 'delivery_id', X.ids.d2), []);
     assert.deepEqual(await snapshot(X), closed);
   });
 
