@@ -120,7 +120,8 @@ fn queries(s: &Sample, today: &str, month: (&str, &str), due_by: &str) -> Vec<Qu
             "scan lookup (barcode)",
             5.0,
             format!(
-                "/bottles?barcode_number=eq.{}&select=id,status,fill_state,current_customer_id,next_inspection_date",
+                "/bottles?barcode_number=eq.{}&deleted_at=is.null\
+                 &select=id,status,fill_state,current_customer_id,next_inspection_date",
                 s.barcode
             ),
         ),
