@@ -212,6 +212,21 @@ async fn run(mib: u64) -> anyhow::Result<()> {
         "of=/dev/null",
         "bs=1M",
     ])?;
+    // The raw disk: O_DIRECT bypasses the page cache both ways (the server goes through it, so
+    // the page-cache figures above are the stricter comparison).
+    let dd_direct_write = dd(&[
+        "if=/dev/zero",
+        &of,
+        "bs=4M",
+        &format!("count={}", mib / 4),
+        "oflag=direct",
+    ])?;
+    let dd_direct_read = dd(&[
+        &format!("if={}", dd_file.display()),
+        "of=/dev/null",
+        "bs=4M",
+        "iflag=direct",
+    ])?;
     std::fs::remove_file(&dd_file)?;
 
     // Bucket, then the upload: raw body, content-length known, streamed from one buffer.
@@ -280,13 +295,19 @@ async fn run(mib: u64) -> anyhow::Result<()> {
         mb_per_s(size, dd_sync)
     );
     println!("dd read                     {disk_read:>8.0} MB/s");
+    let raw_write = mb_per_s((mib / 4) << 22, dd_direct_write);
+    let raw_read = mb_per_s(size, dd_direct_read);
+    println!("dd write (raw, O_DIRECT)    {raw_write:>8.0} MB/s");
+    println!("dd read (raw, O_DIRECT)     {raw_read:>8.0} MB/s");
     println!(
-        "upload                      {up:>8.0} MB/s   {:>5.1}% of dd write",
-        100.0 * up / disk_write
+        "upload                      {up:>8.0} MB/s   {:>5.1}% of dd write, {:>5.1}% of raw disk write",
+        100.0 * up / disk_write,
+        100.0 * up / raw_write
     );
     println!(
-        "download                    {down:>8.0} MB/s   {:>5.1}% of dd read",
-        100.0 * down / disk_read
+        "download                    {down:>8.0} MB/s   {:>5.1}% of dd read, {:>5.1}% of raw disk read",
+        100.0 * down / disk_read,
+        100.0 * down / raw_read
     );
     println!(
         "server peak RSS             {:>8.1} MB      (idle {:.1} MB; target < 100 MB)",
