@@ -181,6 +181,20 @@ describe('uploads and downloads', () => {
     assertStorageError(upload.error, 'NoSuchBucket', '404');
   });
 
+  test('uploads refused before their body is read still get the error, never "fetch failed"', async () => {
+    // fetch sends the whole body before reading the answer; a server that answered early and
+    // closed with bytes unread would have the kernel reset the connection under it.
+    for (const size of [64 * 1024, 512 * 1024, 2 * 1024 * 1024]) {
+      for (let attempt = 0; attempt < 6; attempt += 1) {
+        const blob = new Blob([new Uint8Array(size)], { type: 'image/png' });
+        const { error } = await storage.from(`missing-${run}`).upload(`photos/${size}-${attempt}.png`, blob);
+        assertStorageError(error, 'NoSuchBucket', '404');
+        const raw = await storage.from(`missing-${run}`).upload(`raw/${size}-${attempt}.bin`, Buffer.alloc(size));
+        assertStorageError(raw.error, 'NoSuchBucket', '404');
+      }
+    }
+  });
+
   test('a key outside Storage’s character set is InvalidKey', async () => {
     const { error } = await storage.from(privateBucket).upload('bad/ümlaut.txt', Buffer.from('x'));
     assertStorageError(error, 'InvalidKey', '400');

@@ -6,6 +6,7 @@ mod access;
 mod blob;
 mod bucket;
 mod download;
+mod drain;
 mod error;
 mod limits;
 mod list;
@@ -92,6 +93,20 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
+    // Upload bodies are streamed by the handler; if it refuses early, what it left unread is
+    // drained before answering (see `drain`).
+    let (body, unread) = if matches!(
+        route,
+        Route::Upload(_) | Route::Update(_) | Route::SignedUpload(_)
+    ) {
+        let announced = incoming
+            .header(http::header::CONTENT_LENGTH)
+            .and_then(|value| value.parse().ok());
+        let shared = drain::SharedBody::new(body, announced);
+        (shared.body(), Some(shared))
+    } else {
+        (body, None)
+    };
     let result = match route {
         Route::Status => Ok(request::text_response("")),
         Route::Version => Ok(request::text_response(env!("CARGO_PKG_VERSION"))),
@@ -121,5 +136,8 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         Route::DeleteObject(path) => objects::delete_one(&app, incoming, path).await,
         Route::RemoveMany(bucket) => objects::remove_many(&app, incoming, body, bucket).await,
     };
+    if let Some(unread) = unread.filter(|_| result.is_err()) {
+        unread.drain().await;
+    }
     result.unwrap_or_else(IntoResponse::into_response)
 }
