@@ -208,8 +208,7 @@ impl SchemaCacheStore {
     /// The schema version now, through the API pool; `None` when it cannot be read.
     async fn current_version(&self) -> Option<i64> {
         let client = self.db.pool().get().await.ok()?;
-        let row = client.query_one(VERSION_SQL, &[]).await.ok()?;
-        row.try_get(0).ok()
+        schema_version(&client).await
     }
 
     /// Listens for `NOTIFY pgrst` until `shutdown`; reconnects when the connection breaks (and

@@ -78,12 +78,11 @@ begin
   -- than maintaining them row by row. (The custody exclusion constraint stays: rebuilding its
   -- GiST index costs more than checking it per row.) It takes exclusive locks on those tables
   -- for the duration of the seed.
-  create temp table seed_deferred (kind text, name text, tbl regclass, def text) on commit drop;
+  create temp table seed_deferred (name text, def text) on commit drop;
   set local maintenance_work_mem = '512MB';
   if coalesce((p ->> 'bulk')::boolean, false) then
     insert into seed_deferred
-    select 'index', quote_ident(n.nspname) || '.' || quote_ident(c.relname), i.indrelid::regclass,
-           pg_get_indexdef(i.indexrelid)
+    select quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_indexdef(i.indexrelid)
     from pg_index i
     join pg_class c on c.oid = i.indexrelid
     join pg_namespace n on n.oid = c.relnamespace
@@ -91,7 +90,7 @@ begin
                          'public.rentals'::regclass, 'public.deliveries'::regclass,
                          'public.delivery_items'::regclass, 'public.routes'::regclass)
       and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid);
-    for v_def in select d.name from seed_deferred d where d.kind = 'index' loop
+    for v_def in select d.name from seed_deferred d loop
       execute 'drop index ' || v_def;
     end loop;
   end if;
@@ -292,16 +291,14 @@ begin
               + make_interval(days => (pg_temp.manifold_seed_hash(b.i * 5) % 1800)::int))::date as next_due
     ) n
     left join customers cu on cu.organization_id = v_org
-      and cu.id = pg_temp.manifold_seed_id(v_org, 'customer', p.customer::text)
+      and cu.id = p.customer_id
     cross join lateral (
       select case coalesce(p.stage, 0)
                when 0 then 'empty' when 1 then 'full' when 2 then 'on_truck' else 'at_customer' end as status,
              case coalesce(p.stage, 0) when 0 then 'empty' else 'full' end as fill_state,
              case coalesce(p.stage, 0) when 0 then v_depot when 1 then v_plant end as location_id,
-             case when p.stage = 2 then pg_temp.manifold_seed_id(v_org, 'vehicle', p.driver_out::text) end
-               as vehicle_id,
-             case when p.stage = 3 then pg_temp.manifold_seed_id(v_org, 'customer', p.customer::text) end
-               as customer_id,
+             case when p.stage = 2 then p.vehicle_out end as vehicle_id,
+             case when p.stage = 3 then p.customer_id end as customer_id,
              case coalesce(p.stage, 0) when 0 then l.unload_at when 1 then p.fill_at
                when 2 then p.load_at else p.deliver_at end as since,
              case when p.stage is null
@@ -319,7 +316,7 @@ begin
     select pg_temp.manifold_seed_seq_id(v_org, 'event', b.i * 64 + 7), v_org,
            v_base + interval '8 hours', v_base + interval '8 hours', 'register',
            pg_temp.manifold_seed_seq_id(v_org, 'bottle', b.i), t.id, null, 'empty', 'empty', v_depot,
-           pg_temp.manifold_seed_id(v_org, 'user', 'plant1'), 'plant-scanner-1', 'barcode',
+           v_plant_user, 'plant-scanner-1', 'barcode',
            'GC' || lpad(b.i::text, 8, '0'),
            '{"requested_status": "empty", "ownership": "company", "owner_customer_id": null}', true
     from generate_series(1, v_bottles) b(i)
@@ -445,7 +442,7 @@ begin
     v_orgs_out := v_orgs_out || jsonb_build_object('id', v_org, 'slug', v_slug);
   end loop;
 
-  for v_def in select d.def from seed_deferred d where d.kind = 'index' loop
+  for v_def in select d.def from seed_deferred d loop
     execute v_def;
   end loop;
 

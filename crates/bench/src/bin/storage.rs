@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use manifold_bench::process::scratch_dir;
 use manifold_testkit::{TestDb, TestServer};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
@@ -196,7 +197,8 @@ fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
 async fn run(mib: u64) -> anyhow::Result<()> {
     let size = mib << 20;
     let db = TestDb::create().await;
-    let dir = tempfile_dir()?;
+    // Objects and the dd file share one directory, so both measure the same filesystem.
+    let dir = scratch_dir("storage")?;
     let server = ServerProcess::start(&db, &dir)?;
     let idle_rss = server.peak_rss()?;
 
@@ -387,11 +389,4 @@ fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
     }
     let index = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[index.min(sorted.len() - 1)].as_secs_f64() * 1e3
-}
-
-/// A fresh directory under the system temp dir for objects and the dd file.
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("manifold-bench-storage-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
