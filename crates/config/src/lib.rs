@@ -16,7 +16,7 @@ use serde::Deserialize;
 pub use auth::{AuthConfig, RateLimitConfig, SmtpConfig, SmtpTls};
 pub use realtime::RealtimeConfig;
 pub use secret::Secret;
-pub use storage::{S3Config, StorageBackend, StorageConfig, parse_byte_size};
+pub use storage::{EtagAlgorithm, S3Config, StorageBackend, StorageConfig, parse_byte_size};
 
 /// Default port of the HTTP API, the same as `supabase start`.
 pub const DEFAULT_API_PORT: u16 = 54321;

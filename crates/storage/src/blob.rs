@@ -3,27 +3,22 @@
 //! streamed in parts (never buffered whole), measured and hashed on the way, and checked against
 //! the size limit as it arrives.
 
-use std::io::SeekFrom;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use manifold_config::{StorageBackend, StorageConfig};
+use manifold_config::{EtagAlgorithm, StorageBackend, StorageConfig};
 use md5::{Digest, Md5};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::{Path, PathPart};
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::StorageError;
+use crate::local_write::LocalUpload;
 use crate::staging::StagedUpload;
-
-/// Bytes read from a local file per chunk of a download; large enough that the per-chunk
-/// thread hand-off does not limit throughput, small enough to keep memory flat.
-const LOCAL_READ_CHUNK: usize = 256 * 1024;
 
 /// Why a streamed write did not complete. In every case the partial blob has been removed.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +53,8 @@ impl From<WriteError> for StorageError {
 pub(crate) struct Written {
     /// Bytes stored.
     pub(crate) size: u64,
-    /// `"<md5 hex>"`, the ETag Storage reports for the content.
+    /// The ETag Storage reports: `"<md5 hex>"` of the content, or with
+    /// [`EtagAlgorithm::Mtime`] one made from the write time, the size and the version.
     pub(crate) etag: String,
 }
 
@@ -66,8 +62,11 @@ pub(crate) struct Written {
 #[derive(Debug, Clone)]
 pub(crate) struct Blobs {
     store: Arc<dyn ObjectStore>,
+    /// The same store when it is the local disk: writes then go through [`LocalUpload`].
+    local: Option<Arc<LocalFileSystem>>,
     part_size: usize,
     concurrency: usize,
+    etag: EtagAlgorithm,
 }
 
 /// A download's bytes as a stream, with the range actually served.
@@ -83,6 +82,7 @@ impl Blobs {
         config: &StorageConfig,
         local_root: &FsPath,
     ) -> Result<Self, object_store::Error> {
+        let mut local = None;
         let store: Arc<dyn ObjectStore> = match config.backend {
             StorageBackend::Local => {
                 let root = config.local_dir.as_deref().unwrap_or(local_root);
@@ -91,7 +91,10 @@ impl Blobs {
                     source: Box::new(source),
                 })?;
                 // Cleanup removes the per-object directories a delete leaves empty.
-                Arc::new(LocalFileSystem::new_with_prefix(root)?.with_automatic_cleanup(true))
+                let store =
+                    Arc::new(LocalFileSystem::new_with_prefix(root)?.with_automatic_cleanup(true));
+                local = Some(store.clone());
+                store
             }
             StorageBackend::S3 => {
                 let s3 = &config.s3;
@@ -113,20 +116,27 @@ impl Blobs {
                 Arc::new(builder.build()?)
             }
         };
-        Ok(Self::new(
-            store,
-            config.upload_part_size,
-            config.upload_concurrency,
-        ))
+        let mut blobs = Self::new(store, config.upload_part_size, config.upload_concurrency)
+            .with_etag(config.etag_algorithm);
+        blobs.local = local;
+        Ok(blobs)
     }
 
     /// Wraps any store (tests use this with other stores).
     pub(crate) fn new(store: Arc<dyn ObjectStore>, part_size: usize, concurrency: usize) -> Self {
         Self {
             store,
+            local: None,
             part_size,
             concurrency: concurrency.max(1),
+            etag: EtagAlgorithm::Md5,
         }
+    }
+
+    /// Makes ETags with `algorithm`.
+    pub(crate) fn with_etag(mut self, algorithm: EtagAlgorithm) -> Self {
+        self.etag = algorithm;
+        self
     }
 
     /// The immutable key of one version of an object. Each segment is encoded by object_store,
@@ -152,10 +162,18 @@ impl Blobs {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
-        let mut upload = StagedUpload::start(Arc::clone(&self.store), key, self.part_size)
-            .await
-            .map_err(WriteError::Store)?;
-        let mut hasher = PipelinedMd5::default();
+        let mut upload = match &self.local {
+            Some(local) => {
+                let target = local.path_to_filesystem(key).map_err(WriteError::Store)?;
+                Sink::Local(LocalUpload::start(target).await.map_err(local_error)?)
+            }
+            None => Sink::Store(
+                StagedUpload::start(Arc::clone(&self.store), key, self.part_size)
+                    .await
+                    .map_err(WriteError::Store)?,
+            ),
+        };
+        let mut hasher = (self.etag == EtagAlgorithm::Md5).then(PipelinedMd5::default);
         let mut size: u64 = 0;
         let mut body = std::pin::pin!(body);
         let outcome = loop {
@@ -168,32 +186,38 @@ impl Blobs {
             if size > limit {
                 break Err(WriteError::TooLarge);
             }
-            if let Err(error) = hasher.update(chunk.clone()).await {
+            if let Some(hasher) = &mut hasher
+                && let Err(error) = hasher.update(chunk.clone()).await
+            {
                 break Err(error);
             }
             // Bounded parts in flight keep an upload's memory at about
             // part_size * (concurrency + 1), whatever the object's size.
             if let Err(error) = upload.wait_for_capacity(self.concurrency).await {
-                break Err(WriteError::Store(error));
+                break Err(error);
             }
             if let Err(error) = upload.put(chunk) {
-                break Err(WriteError::Store(error));
+                break Err(error);
             }
         };
         match outcome {
             Ok(()) => {
-                let digest = match hasher.finalize().await {
-                    Ok(digest) => digest,
-                    Err(error) => {
-                        upload.abort().await;
-                        return Err(error);
-                    }
+                let digest = match hasher {
+                    Some(hasher) => match hasher.finalize().await {
+                        Ok(digest) => Some(digest),
+                        Err(error) => {
+                            upload.abort().await;
+                            return Err(error);
+                        }
+                    },
+                    None => None,
                 };
-                upload.finish().await.map_err(WriteError::Store)?;
-                Ok(Written {
-                    size,
-                    etag: format!("\"{}\"", hex_lower(&digest)),
-                })
+                upload.finish().await?;
+                let etag = match digest {
+                    Some(digest) => format!("\"{}\"", hex_lower(&digest)),
+                    None => write_time_etag(key, size),
+                };
+                Ok(Written { size, etag })
             }
             Err(error) => {
                 upload.abort().await;
@@ -215,7 +239,7 @@ impl Blobs {
         let result = self.store.get_opts(key, options).await?;
         let served = result.range.clone();
         let stream = match result.payload {
-            GetResultPayload::File(file, _path) => local_file_stream(file, served).await?,
+            GetResultPayload::File(file, _path) => crate::local_read::stream(file, served),
             GetResultPayload::Stream(stream) => stream.map_err(std::io::Error::other).boxed(),
         };
         Ok(BlobRead { stream })
@@ -253,6 +277,57 @@ impl Blobs {
             Err(error) => Err(error),
         }
     }
+}
+
+/// Where a write's bytes go: the local disk's own writer, or any store's multipart upload.
+enum Sink {
+    Local(LocalUpload),
+    Store(StagedUpload),
+}
+
+impl Sink {
+    async fn wait_for_capacity(&mut self, max: usize) -> Result<(), WriteError> {
+        match self {
+            // The disk takes a few writes at once better than one; the local writer's parts
+            // are its own size, so its bound is its own.
+            Self::Local(upload) => upload
+                .wait_for_capacity(crate::local_write::WRITES_IN_FLIGHT)
+                .await
+                .map_err(local_error),
+            Self::Store(upload) => upload
+                .wait_for_capacity(max)
+                .await
+                .map_err(WriteError::Store),
+        }
+    }
+
+    fn put(&mut self, chunk: Bytes) -> Result<(), WriteError> {
+        match self {
+            Self::Local(upload) => upload.put(chunk).map_err(local_error),
+            Self::Store(upload) => upload.put(chunk).map_err(WriteError::Store),
+        }
+    }
+
+    async fn finish(self) -> Result<(), WriteError> {
+        match self {
+            Self::Local(upload) => upload.finish().await.map_err(local_error),
+            Self::Store(upload) => upload.finish().await.map_err(WriteError::Store),
+        }
+    }
+
+    async fn abort(self) {
+        match self {
+            Self::Local(upload) => upload.abort().await,
+            Self::Store(upload) => upload.abort().await,
+        }
+    }
+}
+
+fn local_error(source: std::io::Error) -> WriteError {
+    WriteError::Store(object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(source),
+    })
 }
 
 /// MD5 of a streamed body, hashed on the blocking pool one chunk behind the stream: the next
@@ -296,43 +371,21 @@ impl PipelinedMd5 {
     }
 }
 
-/// Reads a local file range in large chunks on the blocking pool (object_store's own file
-/// stream reads 8 KiB at a time, which caps downloads well below disk speed).
-async fn local_file_stream(
-    file: std::fs::File,
-    range: std::ops::Range<u64>,
-) -> Result<BoxStream<'static, Result<Bytes, std::io::Error>>, object_store::Error> {
-    let mut file = tokio::fs::File::from_std(file);
-    file.seek(SeekFrom::Start(range.start))
-        .await
-        .map_err(|source| object_store::Error::Generic {
-            store: "LocalFileSystem",
-            source: Box::new(source),
-        })?;
-    let remaining = range.end.saturating_sub(range.start);
-    let stream =
-        futures_util::stream::try_unfold((file, remaining), |(mut file, remaining)| async move {
-            if remaining == 0 {
-                return Ok(None);
-            }
-            let want =
-                usize::try_from(remaining.min(LOCAL_READ_CHUNK as u64)).unwrap_or(LOCAL_READ_CHUNK);
-            let mut buffer = vec![0u8; want];
-            let mut filled = 0;
-            while filled < want {
-                let read = file.read(&mut buffer[filled..]).await?;
-                if read == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "object file shorter than recorded",
-                    ));
-                }
-                filled += read;
-            }
-            let next_remaining = remaining - want as u64;
-            Ok(Some((Bytes::from(buffer), (file, next_remaining))))
-        });
-    Ok(stream.boxed())
+/// `"<ms since the epoch, hex>-<size hex>-<version prefix>"`: Supabase's `mtime` ETag with
+/// the first characters of the version (the key's last segment) added, so two writes of the
+/// same size in the same millisecond still differ.
+fn write_time_etag(key: &Path, size: u64) -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis())
+        .unwrap_or_default();
+    let version = key.filename().unwrap_or_default();
+    let prefix: String = version
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    format!("\"{millis:x}-{size:x}-{prefix}\"")
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
@@ -401,6 +454,33 @@ mod tests {
         assert_eq!(
             collect(blobs.read(&key, Some(6..11)).await.unwrap()).await,
             b"world"
+        );
+    }
+
+    #[tokio::test]
+    async fn mtime_etags_skip_the_hash_and_differ_per_version() {
+        let blobs = blobs().with_etag(EtagAlgorithm::Mtime);
+        let first = Blobs::key("b", "same.txt", "0f1e2d3c-aaaa-4bbb-8ccc-000000000001");
+        let second = Blobs::key("b", "same.txt", "9a8b7c6d-aaaa-4bbb-8ccc-000000000002");
+        let a = blobs
+            .write(&first, chunks(&[b"hello ", b"world"]), 100)
+            .await
+            .unwrap();
+        let b = blobs
+            .write(&second, chunks(&[b"hello ", b"world"]), 100)
+            .await
+            .unwrap();
+        assert_eq!(a.size, 11);
+        assert!(
+            a.etag.starts_with('"') && a.etag.ends_with("-b-0f1e2d3c\""),
+            "{}",
+            a.etag
+        );
+        assert!(b.etag.ends_with("-b-9a8b7c6d\""), "{}", b.etag);
+        assert_ne!(a.etag, "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"");
+        assert_eq!(
+            collect(blobs.read(&second, None).await.unwrap()).await,
+            b"hello world"
         );
     }
 

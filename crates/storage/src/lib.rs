@@ -10,6 +10,8 @@ mod drain;
 mod error;
 mod limits;
 mod list;
+mod local_read;
+mod local_write;
 mod names;
 mod objects;
 mod request;

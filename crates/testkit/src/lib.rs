@@ -18,5 +18,5 @@ mod cluster;
 mod server;
 
 pub use cluster::{TestCluster, TestDb, cluster, free_port};
-pub use manifold_config::{Config, TxEnd};
+pub use manifold_config::{Config, EtagAlgorithm, TxEnd};
 pub use server::{TestServer, mint_jwt};

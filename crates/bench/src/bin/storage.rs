@@ -3,6 +3,9 @@
 //! same filesystem in the same run, and the server process's peak RSS (VmHWM). Targets: peak
 //! RSS under 100 MB; at least 70% of the disk's throughput.
 //!
+//! The large object goes through twice: with the default MD5 ETags (hashing bounds a single
+//! upload at about one core's MD5 speed) and with `etag_algorithm = "mtime"` (no hash).
+//!
 //! Then the latency of small objects (64 KiB, one request at a time, a new connection each):
 //! median and 99th percentile of upload and of download.
 //!
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use manifold_bench::process::scratch_dir;
+use manifold_testkit::EtagAlgorithm;
 use manifold_testkit::{TestDb, TestServer};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
@@ -31,6 +35,8 @@ const CHUNK: usize = 1 << 20;
 const DEFAULT_MIB: u64 = 1024;
 /// Small objects uploaded and downloaded one at a time for the latency figures.
 const SMALL_OBJECTS: usize = 200;
+/// Rounds of each large transfer, each after its own raw-disk `dd`; medians are reported.
+const ROUNDS: usize = 3;
 /// Size of each small object (a delivery photo or signature).
 const SMALL_OBJECT_BYTES: u64 = 64 * 1024;
 
@@ -61,8 +67,13 @@ async fn serve(spec: &str) -> anyhow::Result<()> {
         api_url: text("api_url")?,
     };
     let dir = std::path::PathBuf::from(text("dir")?);
+    let etag = match text("etag")?.as_str() {
+        "mtime" => EtagAlgorithm::Mtime,
+        _ => EtagAlgorithm::Md5,
+    };
     let server = TestServer::start_with(&db, |config| {
         config.storage.local_dir = Some(dir);
+        config.storage.etag_algorithm = etag;
     })
     .await;
     #[allow(clippy::print_stdout, reason = "the parent reads this line")]
@@ -88,9 +99,10 @@ impl Drop for ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(db: &TestDb, dir: &Path) -> anyhow::Result<ServerProcess> {
+    fn start(db: &TestDb, dir: &Path, etag: &str) -> anyhow::Result<ServerProcess> {
         let spec = json!({
             "name": db.name, "admin_url": db.admin_url, "api_url": db.api_url, "dir": dir,
+            "etag": etag,
         });
         let mut child = Command::new(std::env::current_exe()?)
             .env(CHILD_ENV, spec.to_string())
@@ -193,46 +205,59 @@ fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64()
 }
 
-#[allow(clippy::print_stdout, reason = "the benchmark's report is its output")]
-async fn run(mib: u64) -> anyhow::Result<()> {
-    let size = mib << 20;
-    let db = TestDb::create().await;
-    // Objects and the dd file share one directory, so both measure the same filesystem.
-    let dir = scratch_dir("storage")?;
-    let server = ServerProcess::start(&db, &dir)?;
-    let idle_rss = server.peak_rss()?;
+/// One round: the raw disk right before each transfer, then the transfer, all in MB/s.
+#[derive(Clone, Copy)]
+struct Round {
+    raw_write: f64,
+    upload: f64,
+    raw_read: f64,
+    download: f64,
+}
 
-    // The raw disk in the same run: dd writes and reads the same amount in the same directory
-    // (through the page cache, as the server does; the synced write is shown for reference).
-    let dd_file = dir.join("dd.bin");
-    let of = format!("of={}", dd_file.display());
-    let count = format!("count={mib}");
-    let dd_write = dd(&["if=/dev/zero", &of, "bs=1M", &count])?;
-    let dd_sync = dd(&["if=/dev/zero", &of, "bs=1M", &count, "conv=fdatasync"])?;
-    let dd_read = dd(&[
-        &format!("if={}", dd_file.display()),
-        "of=/dev/null",
-        "bs=1M",
-    ])?;
-    // The raw disk: O_DIRECT bypasses the page cache both ways (the server goes through it, so
-    // the page-cache figures above are the stricter comparison).
-    let dd_direct_write = dd(&[
+/// The large objects' rounds through a server with one ETag algorithm.
+struct LargeObject {
+    rounds: Vec<Round>,
+    idle_rss: u64,
+    peak_rss: u64,
+    small: Option<(Vec<Duration>, Vec<Duration>)>,
+}
+
+/// `dd` writing then reading `mib` MiB at `file` with O_DIRECT (the disk without the page
+/// cache); the file is removed after. Returns both rates in MB/s.
+fn raw_disk(file: &Path, mib: u64) -> anyhow::Result<(f64, f64)> {
+    let write = dd(&[
         "if=/dev/zero",
-        &of,
+        &format!("of={}", file.display()),
         "bs=4M",
         &format!("count={}", mib / 4),
         "oflag=direct",
     ])?;
-    let dd_direct_read = dd(&[
-        &format!("if={}", dd_file.display()),
+    let read = dd(&[
+        &format!("if={}", file.display()),
         "of=/dev/null",
         "bs=4M",
         "iflag=direct",
     ])?;
-    std::fs::remove_file(&dd_file)?;
+    std::fs::remove_file(file)?;
+    let bytes = (mib / 4) << 22;
+    Ok((mb_per_s(bytes, write), mb_per_s(bytes, read)))
+}
 
-    // Bucket, then the upload: raw body, content-length known, streamed from one buffer.
-    let body = r#"{"name":"bench"}"#;
+/// Starts a server making `etag` ETags; per round measures the raw disk with `dd`, then
+/// uploads and downloads `size` bytes to bucket `bench-<etag>` (the disk of a virtual machine
+/// varies by half from one minute to the next, so each transfer is compared with the disk
+/// measured right before it); then (when asked) measures small objects.
+async fn large_object(
+    db: &TestDb,
+    dir: &Path,
+    size: u64,
+    etag: &str,
+    with_small: bool,
+) -> anyhow::Result<LargeObject> {
+    let server = ServerProcess::start(db, dir, etag)?;
+    let idle_rss = server.peak_rss()?;
+    let bucket = format!("bench-{etag}");
+    let body = format!(r#"{{"name":"{bucket}"}}"#);
     let head = format!(
         "POST /storage/v1/bucket HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
          content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -246,8 +271,48 @@ async fn run(mib: u64) -> anyhow::Result<()> {
         bail!("creating the bucket answered {status}");
     }
 
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let (raw_write, raw_read) = raw_disk(&dir.join("dd.bin"), size >> 20)?;
+        let (upload, download) =
+            round_trip(&server, &bucket, &format!("big-{round}.bin"), size).await?;
+        rounds.push(Round {
+            raw_write,
+            upload: mb_per_s(size, upload),
+            raw_read,
+            download: mb_per_s(size, download),
+        });
+    }
+    let small = if with_small {
+        Some(small_object_latencies(&server, &bucket).await?)
+    } else {
+        None
+    };
+    let peak_rss = server.peak_rss()?;
+    Ok(LargeObject {
+        rounds,
+        idle_rss,
+        peak_rss,
+        small,
+    })
+}
+
+/// The median of some values.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+/// Uploads `size` bytes to `bucket/name`, then downloads them; returns both times.
+async fn round_trip(
+    server: &ServerProcess,
+    bucket: &str,
+    name: &str,
+    size: u64,
+) -> anyhow::Result<(Duration, Duration)> {
+    // The upload: raw body, content-length known, streamed from one buffer.
     let head = format!(
-        "POST /storage/v1/object/bench/big.bin HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
+        "POST /storage/v1/object/{bucket}/{name} HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
          content-type: application/octet-stream\r\ncontent-length: {size}\r\n\
          connection: close\r\n\r\n",
         server.addr, server.auth
@@ -261,7 +326,7 @@ async fn run(mib: u64) -> anyhow::Result<()> {
     }
 
     let head = format!(
-        "GET /storage/v1/object/bench/big.bin HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
+        "GET /storage/v1/object/{bucket}/{name} HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\n\
          connection: close\r\n\r\n",
         server.addr, server.auth
     );
@@ -282,52 +347,76 @@ async fn run(mib: u64) -> anyhow::Result<()> {
         received += n as u64;
     }
     let download = started.elapsed();
-    let (small_up, small_down) = small_object_latencies(&server).await?;
-    let peak_rss = server.peak_rss()?;
-    drop(server);
+    Ok((upload, download))
+}
+
+#[allow(clippy::print_stdout, reason = "the benchmark's report is its output")]
+async fn run(mib: u64) -> anyhow::Result<()> {
+    let size = mib << 20;
+    let db = TestDb::create().await;
+    // Objects and the dd file share one directory, so both measure the same filesystem.
+    let dir = scratch_dir("storage")?;
+
+    // For reference, dd through the page cache in the same directory (the synced write too);
+    // the comparison is with the raw disk (O_DIRECT dd), measured before each transfer.
+    let dd_file = dir.join("dd.bin");
+    let of = format!("of={}", dd_file.display());
+    let count = format!("count={mib}");
+    let dd_write = dd(&["if=/dev/zero", &of, "bs=1M", &count])?;
+    let dd_sync = dd(&["if=/dev/zero", &of, "bs=1M", &count, "conv=fdatasync"])?;
+    let dd_read = dd(&[
+        &format!("if={}", dd_file.display()),
+        "of=/dev/null",
+        "bs=1M",
+    ])?;
+    std::fs::remove_file(&dd_file)?;
+
+    let md5 = large_object(&db, &dir, size, "md5", true).await?;
+    let mtime = large_object(&db, &dir, size, "mtime", false).await?;
     let _ = std::fs::remove_dir_all(&dir);
 
-    let up = mb_per_s(size, upload);
-    let down = mb_per_s(size, download);
     let disk_write = mb_per_s(size, dd_write);
     let disk_read = mb_per_s(size, dd_read);
-    println!("object size                 {mib} MiB");
+    println!("object size                 {mib} MiB, {ROUNDS} rounds per ETag algorithm (medians)");
     println!(
         "dd write (page cache)       {disk_write:>8.0} MB/s   (with fdatasync {:.0} MB/s)",
         mb_per_s(size, dd_sync)
     );
-    println!("dd read                     {disk_read:>8.0} MB/s");
-    let raw_write = mb_per_s((mib / 4) << 22, dd_direct_write);
-    let raw_read = mb_per_s(size, dd_direct_read);
-    println!("dd write (raw, O_DIRECT)    {raw_write:>8.0} MB/s");
-    println!("dd read (raw, O_DIRECT)     {raw_read:>8.0} MB/s");
-    println!(
-        "upload                      {up:>8.0} MB/s   {:>5.1}% of dd write, {:>5.1}% of raw disk write",
-        100.0 * up / disk_write,
-        100.0 * up / raw_write
-    );
-    println!(
-        "download                    {down:>8.0} MB/s   {:>5.1}% of dd read, {:>5.1}% of raw disk read",
-        100.0 * down / disk_read,
-        100.0 * down / raw_read
-    );
-    println!(
-        "server peak RSS             {:>8.1} MB      (idle {:.1} MB; target < 100 MB)",
-        peak_rss as f64 / 1e6,
-        idle_rss as f64 / 1e6
-    );
-    println!(
-        "{SMALL_OBJECTS} x {} KiB upload      p50 {:>6.2} ms   p99 {:>6.2} ms",
-        SMALL_OBJECT_BYTES / 1024,
-        percentile_ms(&small_up, 0.50),
-        percentile_ms(&small_up, 0.99)
-    );
-    println!(
-        "{SMALL_OBJECTS} x {} KiB download    p50 {:>6.2} ms   p99 {:>6.2} ms",
-        SMALL_OBJECT_BYTES / 1024,
-        percentile_ms(&small_down, 0.50),
-        percentile_ms(&small_down, 0.99)
-    );
+    println!("dd read (page cache)        {disk_read:>8.0} MB/s");
+    for (label, run) in [("etag md5  ", &md5), ("etag mtime", &mtime)] {
+        let column = |pick: fn(&Round) -> f64| median(run.rounds.iter().map(pick).collect());
+        println!(
+            "{label} upload           {:>8.0} MB/s   {:>5.1}% of raw disk write (O_DIRECT dd right before: {:.0} MB/s)",
+            column(|r| r.upload),
+            column(|r| 100.0 * r.upload / r.raw_write),
+            column(|r| r.raw_write),
+        );
+        println!(
+            "{label} download         {:>8.0} MB/s   {:>5.1}% of raw disk read  (O_DIRECT dd right before: {:.0} MB/s)",
+            column(|r| r.download),
+            column(|r| 100.0 * r.download / r.raw_read),
+            column(|r| r.raw_read),
+        );
+        println!(
+            "{label} server peak RSS  {:>8.1} MB      (idle {:.1} MB; target < 100 MB)",
+            run.peak_rss as f64 / 1e6,
+            run.idle_rss as f64 / 1e6
+        );
+    }
+    if let Some((small_up, small_down)) = &md5.small {
+        println!(
+            "{SMALL_OBJECTS} x {} KiB upload      p50 {:>6.2} ms   p99 {:>6.2} ms",
+            SMALL_OBJECT_BYTES / 1024,
+            percentile_ms(small_up, 0.50),
+            percentile_ms(small_up, 0.99)
+        );
+        println!(
+            "{SMALL_OBJECTS} x {} KiB download    p50 {:>6.2} ms   p99 {:>6.2} ms",
+            SMALL_OBJECT_BYTES / 1024,
+            percentile_ms(small_down, 0.50),
+            percentile_ms(small_down, 0.99)
+        );
+    }
     Ok(())
 }
 
@@ -335,12 +424,13 @@ async fn run(mib: u64) -> anyhow::Result<()> {
 /// request's time to a complete response, sorted.
 async fn small_object_latencies(
     server: &ServerProcess,
+    bucket: &str,
 ) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     let mut uploads = Vec::with_capacity(SMALL_OBJECTS);
     let mut downloads = Vec::with_capacity(SMALL_OBJECTS);
     for i in 0..SMALL_OBJECTS {
         let head = format!(
-            "POST /storage/v1/object/bench/small/{i}.jpg HTTP/1.1\r\nhost: {}\r\n\
+            "POST /storage/v1/object/{bucket}/small/{i}.jpg HTTP/1.1\r\nhost: {}\r\n\
              authorization: {}\r\ncontent-type: image/jpeg\r\n\
              content-length: {SMALL_OBJECT_BYTES}\r\nconnection: close\r\n\r\n",
             server.addr, server.auth
@@ -356,7 +446,7 @@ async fn small_object_latencies(
     let mut buffer = vec![0u8; CHUNK];
     for i in 0..SMALL_OBJECTS {
         let head = format!(
-            "GET /storage/v1/object/bench/small/{i}.jpg HTTP/1.1\r\nhost: {}\r\n\
+            "GET /storage/v1/object/{bucket}/small/{i}.jpg HTTP/1.1\r\nhost: {}\r\n\
              authorization: {}\r\nconnection: close\r\n\r\n",
             server.addr, server.auth
         );
