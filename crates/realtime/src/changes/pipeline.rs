@@ -71,12 +71,12 @@ struct Undecided {
 }
 
 /// The rows and identities of one (table, role) that need a verdict in a batch.
-#[derive(Default)]
 struct Group {
+    role: String,
     changes: Vec<usize>,
-    row_of: HashMap<usize, usize>,
     identities: Vec<Arc<Identity>>,
-    sub_of: HashMap<String, usize>,
+    /// Identity (by address: `identities` holds it, so the address stays its own) → index.
+    sub_of: HashMap<usize, usize>,
     asks: Vec<(usize, usize, Arc<Entry>)>,
 }
 
@@ -277,22 +277,40 @@ impl Pipeline {
         &self,
         pending: &[Pending],
     ) -> Result<HashMap<usize, Vec<Arc<Entry>>>, Undecided> {
-        let mut groups: BTreeMap<(u32, String), Group> = BTreeMap::new();
+        // Up to a million asks per batch (1,000 subscribers meeting every change): the loop
+        // allocates nothing per ask and hashes only integers.
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of: HashMap<u32, HashMap<String, usize>> = HashMap::new();
         for (change_index, item) in pending.iter().enumerate() {
             for entry in &item.entries {
                 let identity = entry.link.identity();
-                let group = groups
-                    .entry((item.table.oid, identity.role.clone()))
-                    .or_default();
-                let next_row = group.changes.len();
-                let row = *group.row_of.entry(change_index).or_insert(next_row);
-                if row == next_row {
+                let by_role = group_of.entry(item.table.oid).or_default();
+                let index = match by_role.get(identity.role.as_str()) {
+                    Some(&index) => index,
+                    None => {
+                        groups.push(Group {
+                            role: identity.role.clone(),
+                            changes: Vec::new(),
+                            identities: Vec::new(),
+                            sub_of: HashMap::new(),
+                            asks: Vec::new(),
+                        });
+                        by_role.insert(identity.role.clone(), groups.len() - 1);
+                        groups.len() - 1
+                    }
+                };
+                let Some(group) = groups.get_mut(index) else {
+                    continue;
+                };
+                // Changes come in order, so a change seen before in this group is its last row.
+                if group.changes.last() != Some(&change_index) {
                     group.changes.push(change_index);
                 }
+                let row = group.changes.len() - 1;
                 let next_sub = group.identities.len();
                 let sub = *group
                     .sub_of
-                    .entry(identity.settings_json().to_owned())
+                    .entry(Arc::as_ptr(&identity) as usize)
                     .or_insert(next_sub);
                 if sub == next_sub {
                     group.identities.push(identity);
@@ -301,8 +319,9 @@ impl Pipeline {
             }
         }
         let mut allowed: HashMap<usize, Vec<Arc<Entry>>> = HashMap::new();
-        for ((_, role), group) in groups {
+        for group in groups {
             let Group {
+                role,
                 changes,
                 identities,
                 asks,

@@ -95,6 +95,9 @@ async fn serve(
     let _ = writer.await;
 }
 
+/// Queued frames written to a socket at once, at most.
+const WRITE_BATCH: usize = 64;
+
 /// The only task that writes to the socket, so frames leave in the order they were queued.
 /// Control frames (closing a slow consumer) go first.
 struct Writer {
@@ -130,12 +133,32 @@ impl Writer {
                     None => break,
                 },
             };
-            let closing = matches!(message, Message::Close(_));
-            // A client whose TCP window stays shut would block `send` forever: it is closed
+            let mut closing = matches!(message, Message::Close(_));
+            // Frames already queued behind this one go out with it in one write: under load a
+            // socket gets several changes per batch, and a write per frame would cost a system
+            // call each.
+            let mut frames = vec![message];
+            while !closing && frames.len() < WRITE_BATCH {
+                match self.queued.try_recv() {
+                    Ok(next) => {
+                        closing = matches!(next, Message::Close(_));
+                        frames.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let sink = &mut self.sink;
+            let write = async move {
+                for frame in frames {
+                    sink.feed(frame).await?;
+                }
+                sink.flush().await
+            };
+            // A client whose TCP window stays shut would block the write forever: it is closed
             // after the send timeout like any other dead peer.
             let sent = tokio::select! {
                 () = &mut stop => false,
-                sent = tokio::time::timeout(self.send_timeout, self.sink.send(message)) => {
+                sent = tokio::time::timeout(self.send_timeout, write) => {
                     if sent.is_err() {
                         tracing::info!("closed a realtime socket whose client stopped reading");
                     }

@@ -10,9 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName,
-    ObjectNamePart, SelectItem, SetExpr, Statement, Value, visit_expressions,
-    visit_expressions_mut, visit_relations,
+    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, Query, SelectItem, SetExpr, Statement, Value, Visit, VisitMut, Visitor,
+    VisitorMut, visit_expressions, visit_expressions_mut, visit_relations,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -348,6 +348,84 @@ fn bool_literal(expr: &Expr) -> Option<bool> {
     }
 }
 
+/// True when `expr` reads the subscriber's settings and nothing else that varies: no column of
+/// the row (a bare or qualified name other than `__rt_s.__rt_settings`), no subquery.
+fn identity_only(expr: &Expr) -> bool {
+    let mut check = IdentityOnly {
+        reads_settings: false,
+    };
+    expr.visit(&mut check).is_continue() && check.reads_settings
+}
+
+struct IdentityOnly {
+    reads_settings: bool,
+}
+
+impl Visitor for IdentityOnly {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        ControlFlow::Break(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::CompoundIdentifier(parts)
+                if parts.len() == 2
+                    && parts[0].value == "__rt_s"
+                    && parts[1].value == "__rt_settings" =>
+            {
+                self.reads_settings = true;
+                ControlFlow::Continue(())
+            }
+            Expr::Identifier(_)
+            | Expr::CompoundIdentifier(_)
+            | Expr::CompoundFieldAccess { .. }
+            | Expr::Exists { .. }
+            | Expr::Subquery(_) => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        }
+    }
+}
+
+/// Replaces the largest parts of compiled expressions that depend on the subscriber alone
+/// (e.g. `nullif(((__rt_s.__rt_settings ->> 'request.jwt.claims'))::jsonb ->> 'org', '')::uuid`)
+/// with columns `__rt_s.__rt_h<n>` the batch query computes once per subscriber instead of once
+/// per (row, subscriber) pair; `hoisted[n]` is the expression of column n. Equal parts share a
+/// column.
+pub(crate) struct Hoister {
+    pub(crate) hoisted: Vec<String>,
+}
+
+impl Hoister {
+    pub(crate) fn hoist(&mut self, mut expr: Expr) -> Expr {
+        let _ = VisitMut::visit(&mut expr, self);
+        expr
+    }
+}
+
+impl VisitorMut for Hoister {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if identity_only(expr) {
+            let text = expr.to_string();
+            let index = match self.hoisted.iter().position(|known| *known == text) {
+                Some(index) => index,
+                None => {
+                    self.hoisted.push(text);
+                    self.hoisted.len() - 1
+                }
+            };
+            *expr = Expr::CompoundIdentifier(vec![
+                Ident::new("__rt_s"),
+                Ident::new(format!("__rt_h{index}")),
+            ]);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// Relations an expression reads (subqueries), as written.
 pub(crate) fn relations(expr: &Expr) -> Vec<String> {
     let mut names = Vec::new();
@@ -372,6 +450,39 @@ mod tests {
             arg_types: Vec::new(),
             arg_names: Vec::new(),
         }
+    }
+
+    #[test]
+    fn hoists_only_what_depends_on_the_subscriber_alone() {
+        let expr = parse_expr(
+            "(org = nullif(((__rt_s.__rt_settings ->> 'request.jwt.claims'))::jsonb ->> 'org', '')::uuid) \
+             OR (owner = ((__rt_s.__rt_settings ->> 'request.jwt.claims'))::jsonb ->> 'sub') \
+             OR (level > length(__rt_s.__rt_settings ->> 'x') + level) \
+             OR exists (select 1 from shares s where s.who = (__rt_s.__rt_settings ->> 'y') and s.id = id) \
+             OR (__rt_s.__rt_settings ->> 'request.jwt.claims') IS NULL",
+        )
+        .unwrap();
+        let mut hoister = Hoister {
+            hoisted: Vec::new(),
+        };
+        let text = hoister.hoist(expr).to_string();
+        assert_eq!(
+            hoister.hoisted,
+            vec![
+                "nullif(((__rt_s.__rt_settings ->> 'request.jwt.claims'))::JSONB ->> 'org', '')::UUID",
+                "((__rt_s.__rt_settings ->> 'request.jwt.claims'))::JSONB ->> 'sub'",
+                "length(__rt_s.__rt_settings ->> 'x')",
+                "(__rt_s.__rt_settings ->> 'y')",
+                "(__rt_s.__rt_settings ->> 'request.jwt.claims') IS NULL",
+            ]
+        );
+        assert!(text.contains("org = __rt_s.__rt_h0"), "{text}");
+        assert!(text.contains("level > __rt_s.__rt_h2 + level"), "{text}");
+        assert!(
+            text.contains("s.who = __rt_s.__rt_h3 AND s.id = id"),
+            "{text}"
+        );
+        assert!(!text.contains("__rt_settings"), "{text}");
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! (permissive OR, restrictive AND), and compile them when every part can be proven safe.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::Object;
 use sqlparser::ast::Expr;
 
 use super::compile::{
-    Compiler, FunctionDef, FunctionDefs, NotCompilable, body_expression, called_functions,
+    Compiler, FunctionDef, FunctionDefs, Hoister, NotCompilable, body_expression, called_functions,
     parse_expr, relations,
 };
 use crate::changes::catalog::{RoleAccess, Table};
@@ -47,8 +48,17 @@ pub(crate) enum Plan {
     AllowAll,
     /// Row security applies and no permissive policy exists, or the key is not readable.
     DenyAll,
-    /// One query for all subscribers of the role; `original` is kept for the fallback.
-    Compiled { predicate: String, original: String },
+    /// One query for all subscribers of the role; `hoisted` are the parts of `predicate` that
+    /// depend on the subscriber alone, computed once per subscriber (`__rt_s.__rt_h<n>`);
+    /// `original` is kept for the fallback.
+    Compiled {
+        predicate: String,
+        hoisted: Vec<String>,
+        original: String,
+        /// Settings JSON of each identity seen → its class: the values of the hoisted parts.
+        /// Identities of one class get the same verdict, so a batch asks once per class.
+        classes: Arc<Mutex<HashMap<String, String>>>,
+    },
     /// Evaluated per identity with the role and its settings applied.
     PerIdentity { original: String },
 }
@@ -90,9 +100,11 @@ pub(crate) async fn build(
     let compiled = compile_all(&transaction, role, &permissive, &restrictive, settings).await?;
     transaction.commit().await?;
     Ok(match compiled {
-        Ok(predicate) => Plan::Compiled {
+        Ok((predicate, hoisted)) => Plan::Compiled {
             predicate,
+            hoisted,
             original,
+            classes: Arc::default(),
         },
         Err(reason) => {
             tracing::info!(table = %table.name, role, %reason, "policies evaluated per identity");
@@ -107,7 +119,7 @@ async fn compile_all(
     permissive: &[String],
     restrictive: &[String],
     settings: &HashSet<String>,
-) -> Result<Result<String, NotCompilable>, StoreError> {
+) -> Result<Result<(String, Vec<String>), NotCompilable>, StoreError> {
     let mut exprs = Vec::new();
     for text in permissive.iter().chain(restrictive) {
         match parse_expr(text) {
@@ -142,10 +154,16 @@ async fn compile_all(
             }
         }
     }
-    let texts: Vec<String> = compiled.iter().map(Expr::to_string).collect();
+    let mut hoister = Hoister {
+        hoisted: Vec::new(),
+    };
+    let texts: Vec<String> = compiled
+        .into_iter()
+        .map(|expr| hoister.hoist(expr).to_string())
+        .collect();
     let (any, all) = texts.split_at(permissive.len());
     let predicate = join_predicate(any, all);
-    Ok(Ok(predicate))
+    Ok(Ok((predicate, hoister.hoisted)))
 }
 
 /// `((p1) OR (p2)) AND (r1) AND (r2)`: how PostgreSQL combines permissive and restrictive
