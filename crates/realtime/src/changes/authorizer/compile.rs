@@ -426,6 +426,47 @@ impl VisitorMut for Hoister {
     }
 }
 
+/// Syntax functions whose value changes with time.
+const TIME_FUNCTIONS: &[&str] = &[
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+];
+
+/// True when a hoisted part's value depends on the subscriber's settings and nothing else
+/// (every function it calls is immutable), so it may be remembered across batches. A part that
+/// reads the clock (`now()`, `current_timestamp`: a token's `exp` checked against the time) is
+/// computed again for every batch.
+pub(crate) fn settings_only(text: &str, functions: &FunctionDefs) -> bool {
+    let Ok(expr) = parse_expr(text) else {
+        return false;
+    };
+    let outcome = visit_expressions(&expr, |node| {
+        if let Expr::Function(function) = node {
+            let Some((schema, name)) = function_key(&function.name) else {
+                return ControlFlow::Break(());
+            };
+            let lowered = name.to_ascii_lowercase();
+            if schema.is_empty() && SYNTAX_FUNCTIONS.contains(&lowered.as_str()) {
+                if TIME_FUNCTIONS.contains(&lowered.as_str()) {
+                    return ControlFlow::Break(());
+                }
+                return ControlFlow::Continue(());
+            }
+            let immutable = functions.get(&(schema, name)).is_some_and(|overloads| {
+                !overloads.is_empty() && overloads.iter().all(|def| def.immutable)
+            });
+            if !immutable {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    outcome.is_continue()
+}
+
 /// Relations an expression reads (subqueries), as written.
 pub(crate) fn relations(expr: &Expr) -> Vec<String> {
     let mut names = Vec::new();

@@ -201,7 +201,14 @@ impl Authorizer {
                 classes,
             } if !shadowed => match self
                 .by_class(
-                    table, role, predicate, hoisted, classes, rows, identities, pairs,
+                    table,
+                    role,
+                    predicate,
+                    hoisted,
+                    classes.as_deref(),
+                    rows,
+                    identities,
+                    pairs,
                 )
                 .await
             {
@@ -231,7 +238,7 @@ impl Authorizer {
         role: &str,
         predicate: &str,
         hoisted: &[String],
-        classes: &Mutex<HashMap<String, String>>,
+        classes: Option<&Mutex<HashMap<String, String>>>,
         rows: &[String],
         identities: &[Arc<Identity>],
         pairs: &[(usize, usize)],
@@ -303,7 +310,7 @@ impl Authorizer {
         role: &str,
         predicate: &str,
         hoisted: &[String],
-        cache: &Mutex<HashMap<String, String>>,
+        cache: Option<&Mutex<HashMap<String, String>>>,
         identities: &[Arc<Identity>],
     ) -> Result<Vec<String>, StoreError> {
         let own_class = |identity: &Identity| format!("\u{0}{}", identity.settings_json());
@@ -315,14 +322,15 @@ impl Authorizer {
             // The predicate does not depend on the identity at all.
             return Ok(vec![String::new(); identities.len()]);
         }
-        let mut known: Vec<Option<String>> = {
-            let cache = cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            identities
-                .iter()
-                .map(|identity| cache.get(identity.settings_json()).cloned())
-                .collect()
+        let mut known: Vec<Option<String>> = match cache {
+            Some(cache) => {
+                let cache = lock_classes(cache);
+                identities
+                    .iter()
+                    .map(|identity| cache.get(identity.settings_json()).cloned())
+                    .collect()
+            }
+            None => vec![None; identities.len()],
         };
         let missing: Vec<usize> = (0..identities.len())
             .filter(|&index| known[index].is_none())
@@ -354,10 +362,10 @@ impl Authorizer {
             .await;
             match computed {
                 Ok(rows) => {
-                    let mut cache = cache
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if cache.len() > MAX_CACHED_CLASSES {
+                    let mut cache = cache.map(lock_classes);
+                    if let Some(cache) = &mut cache
+                        && cache.len() > MAX_CACHED_CLASSES
+                    {
                         cache.clear();
                     }
                     for row in rows {
@@ -369,7 +377,7 @@ impl Authorizer {
                             continue;
                         };
                         let class = serde_json::to_string(&values).unwrap_or_default();
-                        if let Some(identity) = identities.get(index) {
+                        if let (Some(cache), Some(identity)) = (&mut cache, identities.get(index)) {
                             cache.insert(identity.settings_json().to_owned(), class.clone());
                         }
                         known[index] = Some(class);
@@ -511,6 +519,14 @@ impl Authorizer {
         transaction.commit().await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
+}
+
+fn lock_classes(
+    cache: &Mutex<HashMap<String, String>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn index_i32(index: usize) -> i32 {

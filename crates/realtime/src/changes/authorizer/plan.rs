@@ -10,7 +10,7 @@ use sqlparser::ast::Expr;
 
 use super::compile::{
     Compiler, FunctionDef, FunctionDefs, Hoister, NotCompilable, body_expression, called_functions,
-    parse_expr, relations,
+    parse_expr, relations, settings_only,
 };
 use crate::changes::catalog::{RoleAccess, Table};
 use crate::error::StoreError;
@@ -57,7 +57,9 @@ pub(crate) enum Plan {
         original: String,
         /// Settings JSON of each identity seen → its class: the values of the hoisted parts.
         /// Identities of one class get the same verdict, so a batch asks once per class.
-        classes: Arc<Mutex<HashMap<String, String>>>,
+        /// `None` when a hoisted part reads more than the settings (the clock): classes are
+        /// then computed for each batch.
+        classes: Option<Arc<Mutex<HashMap<String, String>>>>,
     },
     /// Evaluated per identity with the role and its settings applied.
     PerIdentity { original: String },
@@ -100,11 +102,11 @@ pub(crate) async fn build(
     let compiled = compile_all(&transaction, role, &permissive, &restrictive, settings).await?;
     transaction.commit().await?;
     Ok(match compiled {
-        Ok((predicate, hoisted)) => Plan::Compiled {
+        Ok((predicate, hoisted, cacheable)) => Plan::Compiled {
             predicate,
             hoisted,
             original,
-            classes: Arc::default(),
+            classes: cacheable.then(Arc::default),
         },
         Err(reason) => {
             tracing::info!(table = %table.name, role, %reason, "policies evaluated per identity");
@@ -119,7 +121,7 @@ async fn compile_all(
     permissive: &[String],
     restrictive: &[String],
     settings: &HashSet<String>,
-) -> Result<Result<(String, Vec<String>), NotCompilable>, StoreError> {
+) -> Result<Result<(String, Vec<String>, bool), NotCompilable>, StoreError> {
     let mut exprs = Vec::new();
     for text in permissive.iter().chain(restrictive) {
         match parse_expr(text) {
@@ -163,7 +165,11 @@ async fn compile_all(
         .collect();
     let (any, all) = texts.split_at(permissive.len());
     let predicate = join_predicate(any, all);
-    Ok(Ok((predicate, hoister.hoisted)))
+    let cacheable = hoister
+        .hoisted
+        .iter()
+        .all(|part| settings_only(part, &functions));
+    Ok(Ok((predicate, hoister.hoisted, cacheable)))
 }
 
 /// `((p1) OR (p2)) AND (r1) AND (r2)`: how PostgreSQL combines permissive and restrictive

@@ -245,7 +245,7 @@ async fn compiled_runs(
                 role,
                 predicate,
                 hoisted,
-                classes,
+                classes.as_deref(),
                 &docs,
                 &identities,
                 &pairs,
@@ -390,4 +390,72 @@ async fn compiled_authorizer_equals_real_rls_on_random_rows_and_users() {
         &users,
     )
     .await;
+}
+
+/// Classes of subscribers are remembered across batches only when the parts they are made of
+/// read nothing but the settings: a policy comparing a claim with the clock is answered afresh
+/// each time, so a token's `exp` checked by a policy takes effect as time passes.
+#[tokio::test]
+async fn classes_that_read_the_clock_are_not_remembered() {
+    let db = TestDb::create().await;
+    db.execute(
+        "create table public.diff_fresh (id int8 primary key, org text);
+         alter table public.diff_fresh enable row level security;
+         create policy fresh on public.diff_fresh for select to authenticated
+           using (org = auth.jwt() ->> 'org'
+                  and (auth.jwt() ->> 'until')::float8 > extract(epoch from now()));
+         create table public.diff_stable (id int8 primary key, org text);
+         alter table public.diff_stable enable row level security;
+         create policy by_org on public.diff_stable for select to authenticated
+           using (org = auth.jwt() ->> 'org');",
+    )
+    .await;
+    let admin = db.admin().await;
+    let pool = create_pool(&db.admin_url, 4, Duration::from_secs(10)).unwrap();
+    let catalog = Arc::new(Catalog::new(pool));
+    let authorizer = Authorizer::new(catalog.clone());
+    let table = |name: &'static str| {
+        let admin = &admin;
+        let catalog = catalog.clone();
+        async move {
+            let oid: i64 = admin
+                .query_one(&format!("select '{name}'::regclass::oid::int8"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            catalog.table(u32::try_from(oid).unwrap()).await.unwrap()
+        }
+    };
+    let fresh = table("public.diff_fresh").await;
+    let stable = table("public.diff_stable").await;
+    for (table, remembered) in [(&fresh, false), (&stable, true)] {
+        let plan = authorizer.plan(table, "authenticated").await.unwrap();
+        let Plan::Compiled { classes, .. } = plan.as_ref() else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(classes.is_some(), remembered, "{}", table.name);
+    }
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let identity = Arc::new(Identity::new(
+        "authenticated",
+        json!({"role": "authenticated", "org": "a", "until": now + 1.5}).to_string(),
+        &[],
+    ));
+    let rows = vec![json!({"id": 1, "org": "a"}).to_string()];
+    let ask = || {
+        authorizer.authorize(
+            &fresh,
+            "authenticated",
+            &rows,
+            std::slice::from_ref(&identity),
+            &[(0, 0)],
+        )
+    };
+    assert_eq!(ask().await.unwrap(), vec![true], "before `until`");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(ask().await.unwrap(), vec![false], "after `until`");
 }
