@@ -40,9 +40,20 @@ const SETTINGS_SQL: &str =
 // the table's columns can never collide with the helper columns outside (a table with columns
 // `c`, `s` or `__rt_row` is fine); the helpers are only reachable qualified, as the compiled
 // predicate writes them (`__rt_s.__rt_settings`, `__rt_s.__rt_h0`).
-const COMPILED_ROWS: &str = "with __rt_r as materialized (select (__rt_x.__rt_i - 1)::int4      as __rt_row, jsonb_populate_record(null::";
-const COMPILED_SUBS: &str = ", __rt_x.__rt_doc) as __rt_rec      from jsonb_array_elements($1::text::jsonb) with ordinality as __rt_x(__rt_doc, __rt_i)),      __rt_s as materialized (select __rt_s.__rt_sub, __rt_s.__rt_settings";
-const COMPILED_PAIRS: &str = " from (select (__rt_y.__rt_j - 1)::int4 as __rt_sub,      __rt_y.__rt_doc as __rt_settings      from jsonb_array_elements($2::text::jsonb) with ordinality as __rt_y(__rt_doc, __rt_j))      as __rt_s)      select __rt_p.__rt_row, __rt_p.__rt_sub      from unnest($3::int4[], $4::int4[]) as __rt_p(__rt_row, __rt_sub)      join __rt_r on __rt_r.__rt_row = __rt_p.__rt_row      join __rt_s on __rt_s.__rt_sub = __rt_p.__rt_sub      where exists (select from (select (__rt_r.__rt_rec).*) as ";
+const COMPILED_ROWS: &str = "with __rt_r as materialized (select (__rt_x.__rt_i - 1)::int4 \
+     as __rt_row, jsonb_populate_record(null::";
+const COMPILED_SUBS: &str = ", __rt_x.__rt_doc) as __rt_rec \
+     from jsonb_array_elements($1::text::jsonb) with ordinality as __rt_x(__rt_doc, __rt_i)), \
+     __rt_s as materialized (select __rt_s.__rt_sub, __rt_s.__rt_settings";
+const COMPILED_PAIRS: &str = " from (select (__rt_y.__rt_j - 1)::int4 as __rt_sub, \
+     __rt_y.__rt_doc as __rt_settings \
+     from jsonb_array_elements($2::text::jsonb) with ordinality as __rt_y(__rt_doc, __rt_j)) \
+     as __rt_s) \
+     select __rt_p.__rt_row, __rt_p.__rt_sub \
+     from unnest($3::int4[], $4::int4[]) as __rt_p(__rt_row, __rt_sub) \
+     join __rt_r on __rt_r.__rt_row = __rt_p.__rt_row \
+     join __rt_s on __rt_s.__rt_sub = __rt_p.__rt_sub \
+     where exists (select from (select (__rt_r.__rt_rec).*) as ";
 
 // Each identity's hoisted values (the select list goes before this).
 const CLASSES_FROM: &str = "] from (select (__rt_y.__rt_j - 1)::int4 as __rt_sub, \
